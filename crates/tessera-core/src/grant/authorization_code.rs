@@ -1,0 +1,90 @@
+//! Authorization code grant, token request (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
+
+use crate::client::{AuthenticatedClient, GrantType};
+use crate::error::OAuthError;
+use crate::grant::{Subject, TokenResponse, issue};
+use crate::params::Params;
+use crate::secret::SecretHash;
+use crate::server::AuthorizationServer;
+
+/// Redeems an authorization code for an access token.
+pub async fn exchange(
+    server: &AuthorizationServer,
+    client: AuthenticatedClient,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let ports = server.ports();
+    let registered = client.client();
+    if !registered.allows(GrantType::AuthorizationCode) {
+        return Err(OAuthError::UnauthorizedClient(
+            "the client may not use the authorization code grant",
+        ));
+    }
+    let code = params.require("code")?;
+    let verifier = params.require("code_verifier")?;
+    let sent_redirect = params.get("redirect_uri")?;
+    let sent_resource = params.get("resource")?;
+
+    let hash = SecretHash::of(code);
+    let record = ports
+        .codes
+        .find(&hash)
+        .await?
+        .ok_or(OAuthError::InvalidGrant("the code is invalid"))?;
+    // RFC 6749 §4.1.3: ensure the code was issued to the authenticated client. Checked before
+    // anything is consumed, so another client presenting a stolen code cannot burn it.
+    if record.client_id != registered.id {
+        return Err(OAuthError::InvalidGrant("the code is invalid"));
+    }
+    // RFC 6749 §4.1.2: a code MUST NOT be used more than once.
+    if record.used_at.is_some() {
+        return Err(OAuthError::InvalidGrant("the code has already been used"));
+    }
+    let now = ports.clock.now();
+    if now >= record.expires_at {
+        return Err(OAuthError::InvalidGrant("the code has expired"));
+    }
+    // RFC 6749 §4.1.3: redirect_uri is required if it was in the authorization request, and
+    // must then be identical.
+    match sent_redirect {
+        Some(uri) if uri == record.redirect_uri => {}
+        Some(_) => {
+            return Err(OAuthError::InvalidGrant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        None if record.redirect_uri_explicit => {
+            return Err(OAuthError::invalid_request("missing parameter `redirect_uri`"));
+        }
+        None => {}
+    }
+    // RFC 7636 §4.6: the verifier must hash to the stored challenge.
+    let pkce = record.challenge.verify(verifier)?;
+    // RFC 8707 §2.2: a resource at the token endpoint must be one the grant covers.
+    let resource = match (sent_resource, record.resource.as_deref()) {
+        (Some(sent), Some(bound)) if sent != bound => {
+            return Err(OAuthError::InvalidTarget(
+                "the resource was not part of the authorization",
+            ));
+        }
+        (sent, bound) => sent.or(bound),
+    };
+    let audience = registered.audience(resource, &server.policy().issuer)?;
+    let user = ports
+        .users
+        .find(&record.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(OAuthError::InvalidGrant("the user is no longer active"))?;
+
+    // The single atomic step: of any concurrent redemptions exactly one gets here with `true`.
+    if !ports.codes.consume(&hash, now).await? {
+        return Err(OAuthError::InvalidGrant("the code has already been used"));
+    }
+    let subject = Subject::User {
+        user,
+        auth_time: record.auth_time,
+        _pkce: pkce,
+    };
+    issue(server, &client, subject, audience, &record.scope)
+}

@@ -1,0 +1,84 @@
+//! Signing keys as the flows see them: something that signs, and the public JWKs to publish.
+//!
+//! The key material itself (generation, sealing at rest, parsing) lives in an adapter; the
+//! domain only needs the ports below.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::time::UnixTime;
+
+/// A public RSA signing key as published in the JWKS (RFC 7517 §4, RFC 7518 §6.3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Key type, always `RSA`.
+    pub kty: String,
+    /// Intended use, always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// The algorithm this key signs with, `RS256`.
+    pub alg: String,
+    /// Key id: the RFC 7638 thumbprint of the key.
+    pub kid: String,
+    /// Modulus, base64url big-endian without leading zeros.
+    pub n: String,
+    /// Public exponent, base64url big-endian.
+    pub e: String,
+}
+
+/// A JWK Set (RFC 7517 §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// The published keys.
+    pub keys: Vec<Jwk>,
+}
+
+/// A signing operation failed (the key material is unusable).
+#[derive(Debug, thiserror::Error)]
+#[error("signing failed")]
+pub struct SignError;
+
+/// A private key held parsed in memory, ready to sign.
+pub trait SigningKey: Send + Sync {
+    /// The `kid` to put in the JWS header.
+    fn kid(&self) -> &str;
+    /// The JWS `alg` of the signatures this key makes.
+    fn alg(&self) -> &'static str;
+    /// Signs `message`, returning the raw signature bytes.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+/// The keys a server signs with and publishes.
+pub trait KeyRing: Send + Sync {
+    /// The one key that signs new tokens.
+    fn signing_key(&self) -> Arc<dyn SigningKey>;
+    /// Every key a verifier may need, for the JWKS endpoint.
+    fn published(&self) -> Jwks;
+}
+
+/// A key as stored: public half in the clear, private half sealed by the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Key id.
+    pub kid: String,
+    /// The public JWK.
+    pub public: Jwk,
+    /// The private key, encrypted at rest; opaque to the domain.
+    pub sealed_private: Vec<u8>,
+    /// When the key was generated.
+    pub created_at: UnixTime,
+}
+
+/// Storage of signing keys.
+///
+/// Contract: kids are unique; `insert` of an existing kid returns `StoreError::Conflict`.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key.
+    async fn insert(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// All stored keys, oldest first.
+    async fn list(&self) -> Result<Vec<StoredKey>, StoreError>;
+}

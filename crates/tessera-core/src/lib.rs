@@ -1,0 +1,35 @@
+//! Tessera's pure OAuth 2.0 domain.
+//!
+//! This crate holds the rules of the authorization server and nothing that does I/O:
+//! request parameters ([`params`]), PKCE ([`pkce`]), scopes ([`scope`]), clients and their
+//! authentication ([`client`]), users ([`user`]), the authorization request and its code
+//! ([`authorize`], [`authorization_code`]), browser sessions ([`session`]), access-token
+//! claims and JWT encoding ([`access_token`], [`jwt`]), signing keys ([`keys`]), and one
+//! module per grant type under [`grant`]. Errors are mapped to RFC 6749 codes in
+//! [`error`].
+//!
+//! Adapters implement the ports declared next to the flow that uses them (`ClientStore` in
+//! [`client`], `CodeStore` in [`authorization_code`], ...). [`AuthorizationServer`] wires
+//! the ports together; an HTTP adapter makes one call into it per request.
+
+pub mod access_token;
+pub mod authorization_code;
+pub mod authorize;
+pub mod client;
+pub mod error;
+pub mod grant;
+pub mod jwt;
+pub mod keys;
+pub mod params;
+pub mod pkce;
+pub mod policy;
+pub mod random;
+pub mod scope;
+pub mod secret;
+pub mod server;
+pub mod session;
+pub mod time;
+pub mod user;
+
+pub use error::{OAuthError, StoreError};
+pub use server::{AuthorizationServer, Ports};

@@ -1,0 +1,221 @@
+//! [`AuthorizationServer`]: the ports wired together, with one entry point per endpoint.
+
+use std::sync::Arc;
+
+use crate::authorization_code::{CODE_PREFIX, CodeRecord, CodeStore};
+use crate::authorize::{self, AuthorizationRequest, AuthorizeError};
+use crate::client::{self, ClientCredentials, ClientStore};
+use crate::error::OAuthError;
+use crate::grant::{self, TokenResponse};
+use crate::keys::{Jwks, KeyRing};
+use crate::params::Params;
+use crate::policy::Policy;
+use crate::random::SecureRandom;
+use crate::secret::{self, SecretHash};
+use crate::session::{Session, SessionStore};
+use crate::time::Clock;
+use crate::user::{self, User, UserStore};
+
+/// Prefix of browser session ids.
+const SESSION_PREFIX: &str = "tsn_";
+
+/// The adapters the domain runs on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Registered clients.
+    pub clients: Arc<dyn ClientStore>,
+    /// User accounts.
+    pub users: Arc<dyn UserStore>,
+    /// Authorization codes.
+    pub codes: Arc<dyn CodeStore>,
+    /// Browser sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Signing keys.
+    pub keys: Arc<dyn KeyRing>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The CSPRNG.
+    pub random: Arc<dyn SecureRandom>,
+}
+
+/// A sign-in attempt failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Unknown user, wrong password or disabled account: deliberately indistinguishable.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// Storage failed.
+    #[error(transparent)]
+    Server(#[from] OAuthError),
+}
+
+/// A browser session just started: the id goes into the cookie, nowhere else.
+pub struct NewSession {
+    /// The session id for the cookie.
+    pub id: String,
+    /// The stored session.
+    pub session: Session,
+}
+
+/// The authorization server.
+pub struct AuthorizationServer {
+    ports: Ports,
+    policy: Policy,
+}
+
+impl AuthorizationServer {
+    /// Builds a server from its adapters and policy.
+    pub fn new(ports: Ports, policy: Policy) -> Self {
+        Self { ports, policy }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The adapters.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The public keys to publish (RFC 7517).
+    pub fn jwks(&self) -> Jwks {
+        self.ports.keys.published()
+    }
+
+    /// Validates an authorization request (RFC 6749 §4.1.1).
+    pub async fn authorization_request(
+        &self,
+        params: &Params,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
+        authorize::validate(self.ports.clients.as_ref(), params).await
+    }
+
+    /// Checks a username and password and starts a browser session.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<NewSession, SignInError> {
+        let user = self
+            .ports
+            .users
+            .find_by_username(username)
+            .await
+            .map_err(OAuthError::from)?;
+        if !user::verify_password(user.as_ref(), password) {
+            return Err(SignInError::InvalidCredentials);
+        }
+        let Some(user) = user else {
+            return Err(SignInError::InvalidCredentials);
+        };
+        let id = secret::mint(self.ports.random.as_ref(), SESSION_PREFIX);
+        let now = self.ports.clock.now();
+        let session = Session {
+            id_hash: SecretHash::of(&id),
+            user_id: user.id,
+            auth_time: now,
+            expires_at: now.plus(self.policy.session_ttl),
+        };
+        self.ports
+            .sessions
+            .create(&session)
+            .await
+            .map_err(OAuthError::from)?;
+        Ok(NewSession { id, session })
+    }
+
+    /// The live session behind a cookie value, with its user; `None` if expired, unknown, or
+    /// the user is disabled.
+    pub async fn session(&self, session_id: &str) -> Result<Option<(Session, User)>, OAuthError> {
+        let hash = SecretHash::of(session_id);
+        let Some(session) = self.ports.sessions.find(&hash).await? else {
+            return Ok(None);
+        };
+        if self.ports.clock.now() >= session.expires_at {
+            return Ok(None);
+        }
+        let user = self.ports.users.find(&session.user_id).await?;
+        Ok(user.filter(|u| !u.disabled).map(|u| (session, u)))
+    }
+
+    /// Issues a code for an approved request and returns the redirect URI carrying it with
+    /// `state` and `iss` (RFC 6749 §4.1.2, RFC 9207 §2).
+    pub async fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        session: &Session,
+    ) -> Result<String, OAuthError> {
+        let code = secret::mint(self.ports.random.as_ref(), CODE_PREFIX);
+        let now = self.ports.clock.now();
+        let record = CodeRecord {
+            code_hash: SecretHash::of(&code),
+            client_id: request.client.id.clone(),
+            user_id: session.user_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            redirect_uri_explicit: request.redirect_uri_explicit,
+            challenge: request.challenge.clone(),
+            scope: request.scope.clone(),
+            resource: request.resource.clone(),
+            auth_time: session.auth_time,
+            expires_at: now.plus(self.policy.code_ttl),
+            used_at: None,
+        };
+        self.ports.codes.insert(&record).await?;
+        let mut pairs = vec![("code", code.as_str())];
+        if let Some(state) = &request.state {
+            pairs.push(("state", state));
+        }
+        pairs.push(("iss", &self.policy.issuer));
+        authorize::redirect_with(&request.redirect_uri, &pairs).ok_or_else(|| {
+            OAuthError::ServerError("a registered redirect URI no longer parses".into())
+        })
+    }
+
+    /// Handles a token request (RFC 6749 §3.2). `basic` holds the decoded credentials of an
+    /// `Authorization: Basic` header, if one was sent.
+    pub async fn token(
+        &self,
+        params: &Params,
+        basic: Option<(String, String)>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant_type = params.require("grant_type")?;
+        let credentials = credentials(params, basic)?;
+        match grant_type {
+            "authorization_code" => {
+                let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
+                grant::authorization_code::exchange(self, client, params).await
+            }
+            "client_credentials" => {
+                let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
+                grant::client_credentials::grant(self, client, params).await
+            }
+            _ => Err(OAuthError::UnsupportedGrantType),
+        }
+    }
+}
+
+/// Works out how the client authenticated (RFC 6749 §2.3.1).
+fn credentials(
+    params: &Params,
+    basic: Option<(String, String)>,
+) -> Result<ClientCredentials, OAuthError> {
+    let form_id = params.get("client_id")?;
+    let form_secret = params.get("client_secret")?;
+    match (basic, form_id, form_secret) {
+        // RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in
+        // each request."
+        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+            "use only one client authentication method",
+        )),
+        (Some((id, _)), Some(form), None) if form != id => Err(OAuthError::InvalidClient {
+            basic: true,
+        }),
+        (Some((id, secret)), _, None) => Ok(ClientCredentials::Basic { id, secret }),
+        (None, Some(id), Some(secret)) => Ok(ClientCredentials::Post {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        }),
+        (None, Some(id), None) => Ok(ClientCredentials::None { id: id.to_owned() }),
+        // RFC 6749 §5.2: "no client authentication included" is invalid_client.
+        (None, None, _) => Err(OAuthError::InvalidClient { basic: false }),
+    }
+}
