@@ -93,7 +93,11 @@ pub async fn validate(
     let redirect_uri = match sent_redirect {
         // RFC 9700 §4.1.3: exact string matching, nothing else.
         Some(uri) if client.has_redirect_uri(uri) => uri.to_owned(),
-        Some(_) => return Err(not_redirectable("redirect_uri is not registered for this client")),
+        Some(_) => {
+            return Err(not_redirectable(
+                "redirect_uri is not registered for this client",
+            ));
+        }
         // RFC 6749 §3.1.2.3: it may be omitted only when exactly one is registered.
         None => match client.redirect_uris.as_slice() {
             [only] => only.clone(),
@@ -116,7 +120,10 @@ pub async fn validate(
     if let Some(e) = state_error {
         return Err(redirect(e));
     }
-    match params.get("response_type").map_err(|e| redirect(e.into()))? {
+    match params
+        .get("response_type")
+        .map_err(|e| redirect(e.into()))?
+    {
         Some("code") => {}
         Some(_) => {
             return Err(AuthorizeError::Redirect {
@@ -126,7 +133,11 @@ pub async fn validate(
                 description: Cow::Borrowed("only response_type=code is supported"),
             });
         }
-        None => return Err(redirect(OAuthError::invalid_request("response_type is missing"))),
+        None => {
+            return Err(redirect(OAuthError::invalid_request(
+                "response_type is missing",
+            )));
+        }
     }
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(redirect(OAuthError::UnauthorizedClient(
@@ -134,7 +145,9 @@ pub async fn validate(
         )));
     }
     let challenge = CodeChallenge::parse(
-        params.get("code_challenge").map_err(|e| redirect(e.into()))?,
+        params
+            .get("code_challenge")
+            .map_err(|e| redirect(e.into()))?,
         params
             .get("code_challenge_method")
             .map_err(|e| redirect(e.into()))?,
@@ -148,9 +161,7 @@ pub async fn validate(
     let resource = params.get("resource").map_err(|e| redirect(e.into()))?;
     if let Some(r) = resource {
         // RFC 8707 §2: the resource must be registered for the client.
-        client
-            .audience(Some(r), "")
-            .map_err(redirect)?;
+        client.audience(Some(r), "").map_err(redirect)?;
     }
     Ok(AuthorizationRequest {
         redirect_uri_explicit: sent_redirect.is_some(),
@@ -190,7 +201,9 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
         "http" => Err("http redirect URIs are only allowed on loopback hosts"),
         // RFC 8252 §7.1: private-use schemes for native apps (reverse domain names).
         s if s.contains('.') => Ok(()),
-        _ => Err("redirect URI scheme must be https, loopback http, or a reverse-domain private-use scheme"),
+        _ => Err(
+            "redirect URI scheme must be https, loopback http, or a reverse-domain private-use scheme",
+        ),
     }
 }
 

@@ -18,7 +18,11 @@ struct Header<'a> {
 }
 
 /// Encodes and signs `claims` as a JWT with header `typ` (e.g. `at+jwt`, RFC 9068 §2.1).
-pub fn sign<C: Serialize>(key: &dyn SigningKey, typ: &str, claims: &C) -> Result<String, SignError> {
+pub fn sign<C: Serialize>(
+    key: &dyn SigningKey,
+    typ: &str,
+    claims: &C,
+) -> Result<String, SignError> {
     let header = Header {
         alg: key.alg(),
         typ,

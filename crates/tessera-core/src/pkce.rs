@@ -19,8 +19,9 @@ impl CodeChallenge {
     pub fn parse(challenge: Option<&str>, method: Option<&str>) -> Result<Self, OAuthError> {
         // RFC 7636 §4.4.1: a server that requires PKCE answers a missing challenge with
         // invalid_request.
-        let challenge =
-            challenge.ok_or(OAuthError::invalid_request("code_challenge is required (PKCE)"))?;
+        let challenge = challenge.ok_or(OAuthError::invalid_request(
+            "code_challenge is required (PKCE)",
+        ))?;
         // RFC 7636 §4.3: the method defaults to "plain", which this server does not support.
         match method {
             Some("S256") => {}
@@ -68,7 +69,9 @@ impl CodeChallenge {
         if computed.as_bytes().ct_eq(self.0.as_bytes()).into() {
             Ok(PkceVerified(()))
         } else {
-            Err(OAuthError::InvalidGrant("code_verifier does not match the challenge"))
+            Err(OAuthError::InvalidGrant(
+                "code_verifier does not match the challenge",
+            ))
         }
     }
 }
@@ -102,7 +105,11 @@ mod tests {
     fn malformed_verifier_is_invalid_request() {
         let c = CodeChallenge::parse(Some(CHALLENGE), Some("S256")).unwrap();
         for bad in ["short", &"a".repeat(129), &format!("{}!", &VERIFIER[..43])] {
-            assert_eq!(c.verify(bad).unwrap_err().code(), "invalid_request", "{bad}");
+            assert_eq!(
+                c.verify(bad).unwrap_err().code(),
+                "invalid_request",
+                "{bad}"
+            );
         }
     }
 
@@ -114,7 +121,10 @@ mod tests {
             (Some(CHALLENGE), Some("plain")),
             (Some(CHALLENGE), Some("s256")),
             (Some("too-short"), Some("S256")),
-            (Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c+"), Some("S256")),
+            (
+                Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c+"),
+                Some("S256"),
+            ),
         ];
         for (c, m) in cases {
             let err = CodeChallenge::parse(c, m).unwrap_err();

@@ -94,14 +94,23 @@ mod tests {
     #[test]
     fn rejects_malformed_tokens() {
         for bad in ["", "a  b", " a", "a\"b", "a\\b", "é"] {
-            assert_eq!(ScopeSet::parse(bad).unwrap_err().code(), "invalid_scope", "{bad:?}");
+            assert_eq!(
+                ScopeSet::parse(bad).unwrap_err().code(),
+                "invalid_scope",
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn requested_must_be_subset_of_allowed() {
         let allowed = ScopeSet::from_tokens(["read", "write"]);
-        assert_eq!(ScopeSet::requested(Some("read"), &allowed).unwrap().to_string(), "read");
+        assert_eq!(
+            ScopeSet::requested(Some("read"), &allowed)
+                .unwrap()
+                .to_string(),
+            "read"
+        );
         assert_eq!(ScopeSet::requested(None, &allowed).unwrap(), allowed);
         let err = ScopeSet::requested(Some("read admin"), &allowed).unwrap_err();
         assert_eq!(err.code(), "invalid_scope");

@@ -206,9 +206,9 @@ fn credentials(
         (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
             "use only one client authentication method",
         )),
-        (Some((id, _)), Some(form), None) if form != id => Err(OAuthError::InvalidClient {
-            basic: true,
-        }),
+        (Some((id, _)), Some(form), None) if form != id => {
+            Err(OAuthError::InvalidClient { basic: true })
+        }
         (Some((id, secret)), _, None) => Ok(ClientCredentials::Basic { id, secret }),
         (None, Some(id), Some(secret)) => Ok(ClientCredentials::Post {
             id: id.to_owned(),

@@ -41,8 +41,7 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 
 /// A valid Argon2id hash of a random password no one knows, verified against when the user
 /// does not exist so that the response time does not reveal which usernames exist.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9d3E2wxWQyzWG8mUcOlZ3xy6bJ0mtYN2kbVJf5Oyz8A";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9d3E2wxWQyzWG8mUcOlZ3xy6bJ0mtYN2kbVJf5Oyz8A";
 
 /// Checks a password against a user (or against nothing, in the same time).
 pub fn verify_password(user: Option<&User>, password: &str) -> bool {
@@ -96,7 +95,10 @@ mod tests {
     fn hash_is_argon2id_and_verifies() {
         let h = hash_password("correct horse").unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password(Some(&user(h.clone(), false)), "correct horse"));
+        assert!(verify_password(
+            Some(&user(h.clone(), false)),
+            "correct horse"
+        ));
         assert!(!verify_password(Some(&user(h.clone(), false)), "wrong"));
         assert!(!verify_password(Some(&user(h, true)), "correct horse"));
     }
@@ -104,6 +106,9 @@ mod tests {
     #[test]
     fn unknown_user_never_verifies() {
         assert!(!verify_password(None, ""));
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "dummy hash must parse");
+        assert!(
+            PasswordHash::new(DUMMY_HASH).is_ok(),
+            "dummy hash must parse"
+        );
     }
 }

@@ -1,1 +1,161 @@
-//! placeholder
+//! Tessera's HTTP adapter: the OAuth 2.0 endpoints, discovery, JWKS, the login page and
+//! health probes, on axum.
+//!
+//! Handlers are thin: they read the request strictly ([`form`]), make one call into
+//! `tessera_core::AuthorizationServer`, and shape the answer; errors become RFC 6749 §5.2
+//! bodies in one place ([`error`]). There are no business rules here.
+
+pub mod authorize;
+pub mod cookies;
+pub mod demo;
+pub mod discovery;
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod jwks;
+pub mod pages;
+pub mod token;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tessera_core::{AuthorizationServer, OAuthError};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::cookies::CookiePolicy;
+use crate::demo::DemoInfo;
+use crate::error::ApiError;
+
+/// The paths of the protocol surface (DESIGN.md).
+pub mod paths {
+    /// RFC 8414 metadata.
+    pub const METADATA: &str = "/.well-known/oauth-authorization-server";
+    /// OpenID Connect discovery (same document).
+    pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+    /// The JWK Set.
+    pub const JWKS: &str = "/.well-known/jwks.json";
+    /// The authorization endpoint.
+    pub const AUTHORIZE: &str = "/api/v2/auth/authorize";
+    /// The token endpoint.
+    pub const TOKEN: &str = "/api/v2/auth/token";
+    /// The demo callback (`serve --demo`).
+    pub const DEMO_CALLBACK: &str = "/demo/callback";
+}
+
+/// A readiness check of the backing services.
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// Whether the server can serve requests now.
+    async fn ready(&self) -> bool;
+}
+
+/// Everything a handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    /// The domain.
+    pub server: Arc<AuthorizationServer>,
+    /// Readiness of the backing services.
+    pub health: Arc<dyn HealthCheck>,
+    /// Cookie names and attributes.
+    pub cookies: CookiePolicy,
+    /// `max-age` of the JWKS response.
+    pub jwks_max_age: Duration,
+    /// Demo settings, when `serve --demo` runs.
+    pub demo: Option<Arc<DemoInfo>>,
+}
+
+impl AppState {
+    /// State for a server, with cookie policy derived from its issuer.
+    pub fn new(server: Arc<AuthorizationServer>, health: Arc<dyn HealthCheck>) -> Self {
+        let cookies = CookiePolicy::for_issuer(&server.policy().issuer);
+        Self {
+            server,
+            health,
+            cookies,
+            jwks_max_age: Duration::from_secs(300),
+            demo: None,
+        }
+    }
+}
+
+/// The application router.
+pub fn app(state: AppState) -> Router {
+    let json_405 = || async {
+        ApiError::with_status(
+            OAuthError::invalid_request("method not allowed"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        )
+    };
+    let mut router = Router::new()
+        .route(paths::METADATA, get(discovery::metadata))
+        .route(paths::OPENID_CONFIGURATION, get(discovery::metadata))
+        .route(paths::JWKS, get(jwks::jwks))
+        .route(
+            paths::AUTHORIZE,
+            get(authorize::authorize_get)
+                .post(authorize::authorize_post)
+                .fallback(json_405),
+        )
+        .route(
+            paths::TOKEN,
+            axum::routing::post(token::token).fallback(json_405),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/assets/tessera.css", get(stylesheet));
+    if state.demo.is_some() {
+        router = router.route(paths::DEMO_CALLBACK, get(demo::callback));
+    }
+    router
+        .fallback(not_found)
+        // The form reader enforces its own limit (and answers 413 in the OAuth format);
+        // this bounds every other extractor.
+        .layer(DefaultBodyLimit::max(form::MAX_BODY))
+        .layer(
+            // Log the path only: query strings may carry codes (the demo callback).
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::with_status(
+        OAuthError::invalid_request("no such endpoint"),
+        StatusCode::NOT_FOUND,
+    )
+}
+
+async fn stylesheet() -> Response {
+    let mut response = pages::STYLESHEET.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,1 +1,33 @@
-fn main() {}
+//! `tessera`: the authorization server and its administration commands.
+//!
+//! `main` only parses arguments and dispatches; each subcommand lives in its own module.
+
+mod cli;
+mod client_cmd;
+mod demo;
+mod serve;
+mod storage;
+mod user_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Client(args) => client_cmd::run(args).await,
+        Command::User(args) => user_cmd::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

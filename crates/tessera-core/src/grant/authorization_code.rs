@@ -54,7 +54,9 @@ pub async fn exchange(
             ));
         }
         None if record.redirect_uri_explicit => {
-            return Err(OAuthError::invalid_request("missing parameter `redirect_uri`"));
+            return Err(OAuthError::invalid_request(
+                "missing parameter `redirect_uri`",
+            ));
         }
         None => {}
     }

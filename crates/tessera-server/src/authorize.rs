@@ -1,0 +1,209 @@
+//! The authorization endpoint, `GET|POST /api/v2/auth/authorize` (RFC 6749 §4.1.1-4.1.2).
+//!
+//! `GET` validates the request; a signed-in browser gets its code at once, anyone else the
+//! login page. `POST` is the login form: it checks the CSRF token, validates the carried
+//! request again (nothing from the form is trusted), signs the user in and redirects with
+//! the code. Errors about the client or redirect URI are shown, never redirected.
+
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_core::authorize::{self, AuthorizationRequest, AuthorizeError, REQUEST_PARAMS};
+use tessera_core::params::Params;
+use tessera_core::secret;
+use tessera_core::server::SignInError;
+
+use crate::error::log_internal;
+use crate::form::read_form;
+use crate::pages::{error_page, login_page};
+use crate::{AppState, cookies};
+
+/// Lifetime of the CSRF-binding cookie: long enough to type a password.
+const CSRF_COOKIE_MAX_AGE: u64 = 3600;
+
+/// `GET /api/v2/auth/authorize`.
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let request = match state.server.authorization_request(&params).await {
+        Ok(r) => r,
+        Err(e) => return authorize_error(&state, e),
+    };
+    let session_cookie = cookies::get(&headers, state.cookies.session_name());
+    if let Some(session_id) = session_cookie {
+        match state.server.session(session_id).await {
+            Ok(Some((session, _user))) => {
+                return match state.server.issue_code(&request, &session).await {
+                    Ok(location) => redirect(&location),
+                    Err(e) => server_error_page(&e),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return server_error_page(&e),
+        }
+    }
+    let (binding, fresh) = match cookies::get(&headers, state.cookies.csrf_name()) {
+        Some(b) => (b.to_owned(), false),
+        None => (secret::mint_id(state.server.ports().random.as_ref()), true),
+    };
+    let mut response = show_login(&request, &params, &binding, StatusCode::OK, "", None);
+    if fresh {
+        set_cookie(
+            &mut response,
+            &state,
+            state.cookies.csrf_name(),
+            &binding,
+            CSRF_COOKIE_MAX_AGE,
+        );
+    }
+    response
+}
+
+/// `POST /api/v2/auth/authorize`: the login form.
+pub async fn authorize_post(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let form = match read_form(&parts.headers, body).await {
+        Ok(f) => f,
+        Err(e) => return error_page(e.status(), &e.to_oauth().description()),
+    };
+    let binding = cookies::get(&parts.headers, state.cookies.csrf_name());
+    let submitted = form.get("csrf_token").ok().flatten();
+    let csrf_ok = matches!((binding, submitted), (Some(b), Some(s)) if cookies::csrf_matches(b, s));
+    if !csrf_ok {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired or did not come from this site. Go back and try again.",
+        );
+    }
+    let mut carried = Vec::new();
+    for name in REQUEST_PARAMS {
+        match form.get(name) {
+            Ok(Some(value)) => carried.push((name, value)),
+            Ok(None) => {}
+            Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        }
+    }
+    let params = Params::from_pairs(carried);
+    let request = match state.server.authorization_request(&params).await {
+        Ok(r) => r,
+        Err(e) => return authorize_error(&state, e),
+    };
+    let username = form.get("username").ok().flatten().unwrap_or_default();
+    let password = form.get("password").ok().flatten().unwrap_or_default();
+    let binding = binding.unwrap_or_default();
+    match state.server.sign_in(username, password).await {
+        Ok(new) => {
+            let location = match state.server.issue_code(&request, &new.session).await {
+                Ok(l) => l,
+                Err(e) => return server_error_page(&e),
+            };
+            let mut response = redirect(&location);
+            let max_age = state.server.policy().session_ttl.as_secs();
+            set_cookie(
+                &mut response,
+                &state,
+                state.cookies.session_name(),
+                &new.id,
+                max_age,
+            );
+            tracing::info!(client_id = %request.client.id, "user signed in");
+            response
+        }
+        Err(SignInError::InvalidCredentials) => {
+            tracing::info!(client_id = %request.client.id, "sign-in failed");
+            // One message for unknown user, wrong password and disabled account.
+            show_login(
+                &request,
+                &params,
+                binding,
+                StatusCode::UNAUTHORIZED,
+                username,
+                Some("Invalid username or password."),
+            )
+        }
+        Err(SignInError::Server(e)) => server_error_page(&e),
+        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed."),
+    }
+}
+
+fn show_login(
+    request: &AuthorizationRequest,
+    params: &Params,
+    binding: &str,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
+    let hidden = REQUEST_PARAMS
+        .iter()
+        .filter_map(|name| params.get(name).ok().flatten().map(|v| (*name, v)));
+    login_page(
+        status,
+        &request.client.name,
+        hidden,
+        &cookies::csrf_token(binding),
+        username,
+        error,
+    )
+}
+
+/// Renders an authorization error: an error page, or a redirect to the verified client
+/// URI with `error`, `error_description`, `state` and `iss` (RFC 6749 §4.1.2.1, RFC 9207).
+fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
+    match error {
+        AuthorizeError::NotRedirectable(reason) => error_page(StatusCode::BAD_REQUEST, &reason),
+        AuthorizeError::Redirect {
+            redirect_uri,
+            state: client_state,
+            error,
+            description,
+        } => {
+            let issuer = &state.server.policy().issuer;
+            let mut pairs = vec![("error", error), ("error_description", &description)];
+            if let Some(s) = &client_state {
+                pairs.push(("state", s));
+            }
+            pairs.push(("iss", issuer));
+            match authorize::redirect_with(&redirect_uri, &pairs) {
+                Some(location) => redirect(&location),
+                None => error_page(StatusCode::BAD_REQUEST, "The redirect URI is invalid."),
+            }
+        }
+        AuthorizeError::Server(e) => server_error_page(&e),
+        _ => error_page(StatusCode::INTERNAL_SERVER_ERROR, "The request failed."),
+    }
+}
+
+fn server_error_page(e: &tessera_core::OAuthError) -> Response {
+    log_internal(e);
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The server could not complete the request. Try again later.",
+    )
+}
+
+fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(_) => error_page(StatusCode::BAD_REQUEST, "The redirect URI is invalid."),
+    }
+}
+
+fn set_cookie(response: &mut Response, state: &AppState, name: &str, value: &str, max_age: u64) {
+    if let Some(cookie) = state.cookies.set(name, value, max_age) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+}

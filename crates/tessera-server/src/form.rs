@@ -1,0 +1,62 @@
+//! Reading `application/x-www-form-urlencoded` bodies strictly.
+//!
+//! axum's `Form` replaces invalid UTF-8 and keeps the last of repeated parameters; OAuth
+//! needs both refused (RFC 6749 §3.2), so bodies are read here and parsed by
+//! `tessera_core::params`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use tessera_core::OAuthError;
+use tessera_core::params::{Params, ParamsError};
+
+/// The largest request body accepted, in bytes; larger bodies get 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Why a form body was refused.
+#[derive(Debug)]
+pub enum FormError {
+    /// The content type is not `application/x-www-form-urlencoded`.
+    ContentType,
+    /// The body exceeds [`MAX_BODY`].
+    TooLarge,
+    /// The body could not be read or parsed.
+    Malformed(ParamsError),
+}
+
+impl FormError {
+    /// The HTTP status for this refusal.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            // RFC 6749 §5.2 speaks of 400 for every malformed request.
+            Self::ContentType | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The refusal as an OAuth `invalid_request`.
+    pub fn to_oauth(&self) -> OAuthError {
+        match self {
+            Self::ContentType => {
+                OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
+            }
+            Self::TooLarge => OAuthError::invalid_request("the request body is too large"),
+            Self::Malformed(e) => OAuthError::from(e.clone()),
+        }
+    }
+}
+
+/// Checks the content type and reads and parses a form body.
+pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(FormError::ContentType);
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| FormError::TooLarge)?;
+    Params::parse(&bytes).map_err(FormError::Malformed)
+}

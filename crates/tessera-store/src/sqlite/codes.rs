@@ -1,0 +1,89 @@
+//! `CodeStore` on SQLite.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use tessera_core::StoreError;
+use tessera_core::authorization_code::{CodeRecord, CodeStore};
+use tessera_core::pkce::CodeChallenge;
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretHash;
+use tessera_core::time::UnixTime;
+
+use super::{SqliteStore, hash_from, map_err};
+
+fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
+    let get = |e: sqlx::Error| StoreError::backend(e);
+    let scope: String = row.try_get("scope").map_err(get)?;
+    Ok(CodeRecord {
+        code_hash: hash_from(row.try_get("code_hash").map_err(get)?)?,
+        client_id: row.try_get("client_id").map_err(get)?,
+        user_id: row.try_get("user_id").map_err(get)?,
+        redirect_uri: row.try_get("redirect_uri").map_err(get)?,
+        redirect_uri_explicit: row.try_get("redirect_uri_explicit").map_err(get)?,
+        challenge: CodeChallenge::from_stored(row.try_get("code_challenge").map_err(get)?),
+        scope: ScopeSet::from_tokens(scope.split(' ').filter(|s| !s.is_empty())),
+        resource: row.try_get("resource").map_err(get)?,
+        auth_time: UnixTime(row.try_get("auth_time").map_err(get)?),
+        expires_at: UnixTime(row.try_get("expires_at").map_err(get)?),
+        used_at: row
+            .try_get::<Option<i64>, _>("used_at")
+            .map_err(get)?
+            .map(UnixTime),
+    })
+}
+
+#[async_trait]
+impl CodeStore for SqliteStore {
+    async fn insert(&self, r: &CodeRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
+             redirect_uri_explicit, code_challenge, scope, resource, auth_time, expires_at, \
+             used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.code_hash.0.to_vec())
+        .bind(&r.client_id)
+        .bind(&r.user_id)
+        .bind(&r.redirect_uri)
+        .bind(r.redirect_uri_explicit)
+        .bind(r.challenge.as_str())
+        .bind(r.scope.to_string())
+        .bind(&r.resource)
+        .bind(r.auth_time.0)
+        .bind(r.expires_at.0)
+        .bind(r.used_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find(&self, code_hash: &SecretHash) -> Result<Option<CodeRecord>, StoreError> {
+        sqlx::query(
+            "SELECT code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, \
+             code_challenge, scope, resource, auth_time, expires_at, used_at \
+             FROM authorization_codes WHERE code_hash = ?",
+        )
+        .bind(code_hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(row_to_code)
+        .transpose()
+    }
+
+    async fn consume(&self, code_hash: &SecretHash, now: UnixTime) -> Result<bool, StoreError> {
+        // One conditional UPDATE is the compare-and-set: the row flips from unused to used for
+        // exactly one caller, whatever the concurrency.
+        let done = sqlx::query(
+            "UPDATE authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(code_hash.0.to_vec())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,98 @@
+//! The embedded SQLite adapter: one file, every store port, migrations applied at open.
+//!
+//! Each port lives in its own module (`clients`, `users`, `codes`, `sessions`, `keys`),
+//! mirroring the core module that declares it. Queries are checked at run time (no sqlx
+//! macros), which keeps SQLite from being compiled twice.
+
+mod clients;
+mod codes;
+mod keys;
+mod sessions;
+mod users;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlSafeStr;
+use sqlx::SqlitePool;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use tessera_core::StoreError;
+
+/// The SQLite migrations, embedded in the binary.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("foundation"),
+        MigrationType::Simple,
+        include_str!("../../migrations/sqlite/0001_foundation.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// Every store port on one SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
+    /// and applies pending migrations. Refuses a database migrated by a newer Tessera.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::backend)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            // WAL lets readers proceed while a writer commits; the busy timeout turns
+            // writer contention into waiting instead of SQLITE_BUSY errors.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePool::connect_with(options)
+            .await
+            .map_err(StoreError::backend)?;
+        migrator().run(&pool).await.map_err(StoreError::backend)?;
+        Ok(Self { pool })
+    }
+
+    /// Whether the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::backend)
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Maps a sqlx error, recognising unique-constraint violations as conflicts.
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::backend(e),
+    }
+}
+
+/// Encodes a list as a JSON array column.
+fn to_json(list: &[String]) -> String {
+    serde_json::Value::from(list).to_string()
+}
+
+/// Decodes a JSON array column.
+fn from_json(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(StoreError::backend)
+}
+
+/// Decodes a 32-byte hash column.
+fn hash_from(bytes: Vec<u8>) -> Result<tessera_core::secret::SecretHash, StoreError> {
+    let raw: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Backend("hash column is not 32 bytes".into()))?;
+    Ok(tessera_core::secret::SecretHash(raw))
+}

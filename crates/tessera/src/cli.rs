@@ -1,0 +1,215 @@
+//! Command-line interface: every server setting is a flag and a `TESSERA_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Tessera: an OAuth 2.0 authorization server issuing RS256 JWT access tokens.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authorization server.
+    Serve(ServeArgs),
+    /// Register and manage OAuth clients.
+    Client(ClientArgs),
+    /// Create and manage users who sign in on the login page.
+    User(UserArgs),
+}
+
+/// Where the data lives; shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory for the embedded SQLite database and master key.
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./tessera-data")]
+    pub data_dir: PathBuf,
+    /// Database URL; overrides the SQLite file in the data directory (e.g. sqlite:///var/lib/tessera/db).
+    #[arg(long, env = "TESSERA_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `tessera serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Issuer identifier, the public base URL (default: http:// + the listen address).
+    #[arg(long, env = "TESSERA_ISSUER")]
+    pub issuer: Option<String>,
+    /// Lifetime of access tokens (1m to 24h).
+    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = duration)]
+    pub access_token_ttl: Duration,
+    /// Lifetime of authorization codes (10s to 10m).
+    #[arg(long, env = "TESSERA_CODE_TTL", default_value = "60s", value_parser = duration)]
+    pub code_ttl: Duration,
+    /// Lifetime of a browser sign-in session.
+    #[arg(long, env = "TESSERA_SESSION_TTL", default_value = "8h", value_parser = duration)]
+    pub session_ttl: Duration,
+    /// `Cache-Control: max-age` of the JWKS response.
+    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value = "5m", value_parser = duration)]
+    pub jwks_max_age: Duration,
+    /// Master key sealing private signing keys: base64 of 32 bytes (default: <data-dir>/master.key, created on first start).
+    #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Log format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Create (or refresh) a demo public client, confidential client and user, and print how to get a token.
+    #[arg(long)]
+    pub demo: bool,
+    /// Storage location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `tessera client ...`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The client operation.
+    #[command(subcommand)]
+    pub command: ClientCommand,
+    /// Storage location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Output format of administration commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Client operations.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client.
+    Create(ClientCreate),
+    /// List clients.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Show one client.
+    Show {
+        /// The client id.
+        id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Delete a client (its outstanding codes go with it).
+    Delete {
+        /// The client id.
+        id: String,
+    },
+}
+
+/// `tessera client create`.
+#[derive(Debug, Args)]
+pub struct ClientCreate {
+    /// Client id (generated when omitted).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Display name shown on the login page (default: the id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Client secret, at least 32 characters (generated and printed once when omitted).
+    #[arg(long, conflicts_with_all = ["secret_stdin", "public"])]
+    pub secret: Option<String>,
+    /// Read the client secret from standard input.
+    #[arg(long, conflicts_with = "public")]
+    pub secret_stdin: bool,
+    /// A public client (no secret; authorization code with PKCE only).
+    #[arg(long)]
+    pub public: bool,
+    /// Allowed redirect URI, matched exactly (repeatable).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Allowed grant type (repeatable): authorization_code, refresh_token, client_credentials.
+    /// Default: authorization_code when redirect URIs are given, else client_credentials.
+    #[arg(long = "grant-type")]
+    pub grant_types: Vec<String>,
+    /// Allowed scope (repeatable, or space-separated).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Allowed audience / RFC 8707 resource (repeatable); the first is the default `aud`.
+    #[arg(long = "audience", visible_alias = "resource")]
+    pub audiences: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+/// `tessera user ...`.
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The user operation.
+    #[command(subcommand)]
+    pub command: UserCommand,
+    /// Storage location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// User operations.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        /// The login name.
+        name: String,
+        /// Read the password from standard input (otherwise one is generated and printed once).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Role carried in the `roles` claim (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// List users.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Disable a user: no more sign-ins or code redemptions.
+    Disable {
+        /// The login name.
+        name: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        /// The login name.
+        name: String,
+    },
+}
+
+/// Parses a human-readable duration such as `15m`, `7d` or `300s`.
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 15m, 8h, 7d)"))
+}

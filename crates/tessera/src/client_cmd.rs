@@ -1,0 +1,226 @@
+//! `tessera client create|list|show|delete`.
+
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use tessera_core::StoreError;
+use tessera_core::authorize::check_redirect_uri;
+use tessera_core::client::{Client, ClientStore, GrantType};
+use tessera_core::random::SecureRandom;
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::{self, SecretHash};
+use tessera_core::time::{Clock, SystemClock};
+use tessera_store::OsRandom;
+
+use crate::cli::{ClientArgs, ClientCommand, ClientCreate, OutputFormat};
+use crate::storage;
+
+/// Shortest client secret accepted from an operator: secrets are stored as fast SHA-256
+/// hashes, so they must be high-entropy (DESIGN.md, "Tokens and secrets").
+const MIN_SECRET_LEN: usize = 32;
+
+/// Runs a client subcommand.
+pub async fn run(args: ClientArgs) -> Result<()> {
+    let store = storage::open(&args.store).await?;
+    match args.command {
+        ClientCommand::Create(create) => create_client(&store, create).await,
+        ClientCommand::List { format } => {
+            let clients = store.list().await?;
+            match format {
+                OutputFormat::Json => {
+                    let list: Vec<_> = clients.iter().map(to_json).collect();
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                OutputFormat::Text => {
+                    println!("{:<24} {:<13} {:<40} NAME", "CLIENT_ID", "TYPE", "GRANTS");
+                    for c in &clients {
+                        println!("{:<24} {:<13} {:<40} {}", c.id, kind(c), grants(c), c.name);
+                    }
+                }
+            }
+            Ok(())
+        }
+        ClientCommand::Show { id, format } => {
+            let Some(c) = store.find(&id).await? else {
+                bail!("no client with id `{id}`");
+            };
+            match format {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&to_json(&c))?),
+                OutputFormat::Text => print_client(&c),
+            }
+            Ok(())
+        }
+        ClientCommand::Delete { id } => {
+            if !store.delete(&id).await? {
+                bail!("no client with id `{id}`");
+            }
+            println!("deleted client {id}");
+            Ok(())
+        }
+    }
+}
+
+async fn create_client(store: &dyn ClientStore, args: ClientCreate) -> Result<()> {
+    let random = OsRandom::default();
+    let client = build_client(&args, &random)?;
+    let secret = if args.public {
+        None
+    } else if let Some(s) = args.secret.clone() {
+        eprintln!("warning: --secret is visible in the process list; prefer --secret-stdin");
+        Some(checked_secret(s)?)
+    } else if args.secret_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the secret from stdin")?;
+        Some(checked_secret(s.trim_end_matches(['\r', '\n']).to_owned())?)
+    } else {
+        Some(secret::mint(&random, "tss_"))
+    };
+    let generated = !args.public && args.secret.is_none() && !args.secret_stdin;
+    let client = Client {
+        secret_hash: secret.as_deref().map(SecretHash::of),
+        ..client
+    };
+    match store.create(&client).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => bail!("a client with id `{}` already exists", client.id),
+        Err(e) => return Err(e.into()),
+    }
+    let shown_secret = secret.filter(|_| generated);
+    match args.format {
+        OutputFormat::Json => {
+            let mut value = to_json(&client);
+            if let Some(s) = &shown_secret {
+                value["client_secret"] = json!(s);
+            }
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        OutputFormat::Text => {
+            print_client(&client);
+            if let Some(s) = &shown_secret {
+                println!("client_secret  {s}");
+                println!("(shown once: only its hash is stored)");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn checked_secret(secret: String) -> Result<String> {
+    if secret.chars().count() < MIN_SECRET_LEN {
+        bail!(
+            "the client secret must be at least {MIN_SECRET_LEN} characters (omit it to have one generated)"
+        );
+    }
+    Ok(secret)
+}
+
+/// Validates the registration and builds the client (without its secret).
+fn build_client(args: &ClientCreate, random: &dyn SecureRandom) -> Result<Client> {
+    let id = match &args.id {
+        Some(id) => {
+            let ok = !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~:".contains(&b));
+            if !ok {
+                bail!("--id must be 1-128 characters of letters, digits and - . _ ~ :");
+            }
+            id.clone()
+        }
+        None => format!("cl_{}", secret::mint_id(random)),
+    };
+    for uri in &args.redirect_uris {
+        check_redirect_uri(uri).map_err(|why| anyhow::anyhow!("--redirect-uri {uri}: {why}"))?;
+    }
+    let mut grant_types = Vec::new();
+    for g in &args.grant_types {
+        let grant = GrantType::parse(g).with_context(|| {
+            format!(
+                "--grant-type {g}: expected authorization_code, refresh_token or client_credentials"
+            )
+        })?;
+        if !grant_types.contains(&grant) {
+            grant_types.push(grant);
+        }
+    }
+    if grant_types.is_empty() {
+        grant_types.push(if args.redirect_uris.is_empty() {
+            GrantType::ClientCredentials
+        } else {
+            GrantType::AuthorizationCode
+        });
+    }
+    if grant_types.contains(&GrantType::AuthorizationCode) && args.redirect_uris.is_empty() {
+        bail!("the authorization_code grant needs at least one --redirect-uri");
+    }
+    if args.public && grant_types.contains(&GrantType::ClientCredentials) {
+        bail!("a public client cannot use client_credentials (RFC 6749 §4.4)");
+    }
+    let joined = args.scopes.join(" ");
+    let scopes = if joined.trim().is_empty() {
+        ScopeSet::default()
+    } else {
+        ScopeSet::parse(joined.trim())
+            .map_err(|e| anyhow::anyhow!("--scope: {}", e.description()))?
+    };
+    for aud in &args.audiences {
+        // RFC 8707 §2: a resource is an absolute URI without a fragment.
+        let ok = url::Url::parse(aud).is_ok_and(|u| u.fragment().is_none());
+        if !ok {
+            bail!("--audience {aud}: must be an absolute URI without a fragment");
+        }
+    }
+    Ok(Client {
+        name: args.name.clone().unwrap_or_else(|| id.clone()),
+        id,
+        secret_hash: None,
+        redirect_uris: args.redirect_uris.clone(),
+        grant_types,
+        scopes,
+        audiences: args.audiences.clone(),
+        created_at: SystemClock.now(),
+    })
+}
+
+fn kind(c: &Client) -> &'static str {
+    if c.is_public() {
+        "public"
+    } else {
+        "confidential"
+    }
+}
+
+fn grants(c: &Client) -> String {
+    c.grant_types
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn to_json(c: &Client) -> serde_json::Value {
+    json!({
+        "client_id": c.id,
+        "name": c.name,
+        "type": kind(c),
+        "redirect_uris": c.redirect_uris,
+        "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scope": c.scopes.to_string(),
+        "audiences": c.audiences,
+        "created_at": c.created_at.0,
+    })
+}
+
+fn print_client(c: &Client) {
+    println!("client_id      {}", c.id);
+    println!("name           {}", c.name);
+    println!("type           {}", kind(c));
+    println!("grant_types    {}", grants(c));
+    println!("redirect_uris  {}", c.redirect_uris.join(" "));
+    println!("scope          {}", c.scopes);
+    println!("audiences      {}", c.audiences.join(" "));
+}

@@ -1,0 +1,172 @@
+//! `tessera serve`: wire configuration to the store, keys and HTTP server, then run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use tessera_core::policy::Policy;
+use tessera_core::time::{Clock, SystemClock};
+use tessera_core::{AuthorizationServer, Ports};
+use tessera_server::{AppState, HealthCheck};
+use tessera_store::key_material::StaticKeyRing;
+use tessera_store::{MasterKey, OsRandom, SqliteStore};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{LogFormat, ServeArgs};
+use crate::{demo, storage};
+
+struct StoreHealth(SqliteStore);
+
+#[async_trait]
+impl HealthCheck for StoreHealth {
+    async fn ready(&self) -> bool {
+        self.0.ping().await.is_ok()
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Checks the settings before anything binds a port.
+fn check(args: &ServeArgs) -> Result<()> {
+    let within = |d: Duration, min: u64, max: u64| (min..=max).contains(&d.as_secs());
+    if !within(args.access_token_ttl, 60, 86_400) {
+        bail!("TESSERA_ACCESS_TOKEN_TTL / --access-token-ttl must be between 1m and 24h");
+    }
+    if !within(args.code_ttl, 10, 600) {
+        bail!("TESSERA_CODE_TTL / --code-ttl must be between 10s and 10m (RFC 6749 §4.1.2)");
+    }
+    if !within(args.session_ttl, 60, 30 * 86_400) {
+        bail!("TESSERA_SESSION_TTL / --session-ttl must be between 1m and 30d");
+    }
+    if args.jwks_max_age.as_secs() > 86_400 {
+        bail!("TESSERA_JWKS_MAX_AGE / --jwks-max-age must be at most 24h");
+    }
+    Ok(())
+}
+
+/// The issuer: as configured, or derived from the bound address.
+fn issuer(args: &ServeArgs, bound: std::net::SocketAddr) -> Result<String> {
+    let issuer = match &args.issuer {
+        Some(i) => i.trim_end_matches('/').to_owned(),
+        None if bound.ip().is_unspecified() => format!("http://127.0.0.1:{}", bound.port()),
+        None => format!("http://{bound}"),
+    };
+    // RFC 8414 §2: an https URL with no query or fragment (http allowed for local use).
+    let url =
+        url::Url::parse(&issuer).context("TESSERA_ISSUER / --issuer must be an absolute URL")?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        bail!("TESSERA_ISSUER / --issuer must be an http(s) URL without query or fragment");
+    }
+    Ok(issuer)
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    init_logging(args.log_format);
+    check(&args)?;
+    let store = storage::open(&args.store).await?;
+    let master = match &args.master_key {
+        Some(value) => MasterKey::from_base64(value).context("TESSERA_MASTER_KEY")?,
+        None => {
+            if args.store.database_url.is_some() {
+                bail!("TESSERA_MASTER_KEY is required when TESSERA_DATABASE_URL is set");
+            }
+            let (key, created) = MasterKey::load_or_create(&args.store.data_dir)?;
+            if created {
+                tracing::warn!(
+                    path = %args.store.data_dir.join(tessera_store::master_key::MASTER_KEY_FILE).display(),
+                    "created a new master key (mode 0600); back it up: signing keys cannot be opened without it"
+                );
+            }
+            key
+        }
+    };
+    let (ring, generated) = StaticKeyRing::load_or_generate(&store, &master, SystemClock.now())
+        .await
+        .context("cannot load the signing key")?;
+    if generated {
+        tracing::info!("generated a new RSA-2048 signing key");
+    }
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let mut policy = Policy::new(issuer(&args, bound)?);
+    policy.access_token_ttl = args.access_token_ttl;
+    policy.code_ttl = args.code_ttl;
+    policy.session_ttl = args.session_ttl;
+    let issuer = policy.issuer.clone();
+
+    let shared = Arc::new(store.clone());
+    let ports = Ports {
+        clients: shared.clone(),
+        users: shared.clone(),
+        codes: shared.clone(),
+        sessions: shared.clone(),
+        keys: Arc::new(ring),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom::default()),
+    };
+    let server = Arc::new(AuthorizationServer::new(ports, policy));
+    let mut state = AppState::new(server.clone(), Arc::new(StoreHealth(store.clone())));
+    state.jwks_max_age = args.jwks_max_age;
+    let demo = match args.demo {
+        true => Some(demo::prepare(&server, &issuer).await?),
+        false => None,
+    };
+    state.demo = demo.as_ref().map(|d| Arc::new(d.info.clone()));
+    let router = tessera_server::app(state.clone());
+    tracing::info!(
+        %issuer,
+        listen = %bound,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "tessera is ready"
+    );
+    if let Some(setup) = &demo {
+        demo::print(setup);
+    }
+    tessera_server::serve(listener, router, shutdown_signal())
+        .await
+        .context("server failed")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

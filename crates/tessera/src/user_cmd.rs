@@ -1,0 +1,140 @@
+//! `tessera user create|list|disable|enable`.
+
+use std::io::Read;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use tessera_core::StoreError;
+use tessera_core::secret;
+use tessera_core::time::{Clock, SystemClock};
+use tessera_core::user::{self, User, UserStore};
+use tessera_store::OsRandom;
+
+use crate::cli::{OutputFormat, UserArgs, UserCommand};
+use crate::storage;
+
+/// Shortest password accepted (OWASP ASVS V2.1.1 asks for at least 12).
+const MIN_PASSWORD_LEN: usize = 12;
+
+/// Runs a user subcommand.
+pub async fn run(args: UserArgs) -> Result<()> {
+    let store = storage::open(&args.store).await?;
+    match args.command {
+        UserCommand::Create {
+            name,
+            password_stdin,
+            roles,
+            format,
+        } => create(&store, name, password_stdin, roles, format).await,
+        UserCommand::List { format } => {
+            let users = store.list().await?;
+            match format {
+                OutputFormat::Json => {
+                    let list: Vec<_> = users.iter().map(to_json).collect();
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                OutputFormat::Text => {
+                    println!("{:<24} {:<24} {:<9} ROLES", "USERNAME", "ID", "STATUS");
+                    for u in &users {
+                        let status = if u.disabled { "disabled" } else { "active" };
+                        println!(
+                            "{:<24} {:<24} {:<9} {}",
+                            u.username,
+                            u.id,
+                            status,
+                            u.roles.join(",")
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Disable { name } => set_disabled(&store, &name, true).await,
+        UserCommand::Enable { name } => set_disabled(&store, &name, false).await,
+    }
+}
+
+async fn create(
+    store: &dyn UserStore,
+    name: String,
+    password_stdin: bool,
+    roles: Vec<String>,
+    format: OutputFormat,
+) -> Result<()> {
+    let valid_name = !name.is_empty()
+        && name.len() <= 128
+        && !name.chars().any(|c| c.is_control() || c.is_whitespace());
+    if !valid_name {
+        bail!("the username must be 1-128 characters without spaces or control characters");
+    }
+    for role in &roles {
+        if role.is_empty() || role.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            bail!("--role `{role}`: roles must be non-empty and without spaces");
+        }
+    }
+    let random = OsRandom::default();
+    let (password, generated) = if password_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the password from stdin")?;
+        let s = s.trim_end_matches(['\r', '\n']).to_owned();
+        if s.chars().count() < MIN_PASSWORD_LEN {
+            bail!("the password must be at least {MIN_PASSWORD_LEN} characters");
+        }
+        (s, false)
+    } else {
+        (secret::mint_id(&random), true)
+    };
+    let user = User {
+        id: format!("usr_{}", secret::mint_id(&random)),
+        username: name,
+        password_hash: user::hash_password(&password)?,
+        roles,
+        disabled: false,
+        created_at: SystemClock.now(),
+    };
+    match store.create(&user).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => bail!("a user named `{}` already exists", user.username),
+        Err(e) => return Err(e.into()),
+    }
+    match format {
+        OutputFormat::Json => {
+            let mut value = to_json(&user);
+            if generated {
+                value["password"] = json!(password);
+            }
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        OutputFormat::Text => {
+            println!("created user {} (id {})", user.username, user.id);
+            if generated {
+                println!("password  {password}");
+                println!("(shown once: only its Argon2id hash is stored)");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set_disabled(store: &dyn UserStore, name: &str, disabled: bool) -> Result<()> {
+    if !store.set_disabled(name, disabled).await? {
+        bail!("no user named `{name}`");
+    }
+    println!(
+        "{} user {name}",
+        if disabled { "disabled" } else { "enabled" }
+    );
+    Ok(())
+}
+
+fn to_json(u: &User) -> serde_json::Value {
+    json!({
+        "username": u.username,
+        "id": u.id,
+        "roles": u.roles,
+        "disabled": u.disabled,
+        "created_at": u.created_at.0,
+    })
+}
