@@ -1,0 +1,229 @@
+//! A real Tessera server for integration tests: SQLite in a temp dir, a fresh RSA key,
+//! port 0 on loopback, a clock the test can move, and a browser-like login helper.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use tessera_core::client::{Client, ClientStore, GrantType};
+use tessera_core::policy::Policy;
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretHash;
+use tessera_core::time::{Clock, SystemClock, UnixTime};
+use tessera_core::user::{self, User, UserStore};
+use tessera_core::{AuthorizationServer, Ports};
+use tessera_server::{AppState, HealthCheck};
+use tessera_store::key_material::StaticKeyRing;
+use tessera_store::{MasterKey, OsRandom, SqliteStore};
+
+/// A clock that starts at the real time and moves only when told.
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.0.load(Ordering::SeqCst))
+    }
+}
+
+struct AlwaysReady;
+
+#[async_trait]
+impl HealthCheck for AlwaysReady {
+    async fn ready(&self) -> bool {
+        true
+    }
+}
+
+pub const SECRET: &str = "tss_test-secret-that-is-long-enough-0123456789";
+pub const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+pub const AUDIENCE: &str = "https://api.example.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub store: SqliteStore,
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestServer {
+    /// Starts a server with a confidential client `svc` (client_credentials), a confidential
+    /// web client `web` and a public client `spa` (both authorization_code), and user `alice`.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let master =
+            MasterKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(SystemClock.now().0)));
+        let (ring, _) = StaticKeyRing::load_or_generate(&store, &master, clock.now())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shared = Arc::new(store.clone());
+        let ports = Ports {
+            clients: shared.clone(),
+            users: shared.clone(),
+            codes: shared.clone(),
+            sessions: shared.clone(),
+            keys: Arc::new(ring),
+            clock: clock.clone(),
+            random: Arc::new(OsRandom::default()),
+        };
+        let server = Arc::new(AuthorizationServer::new(ports, Policy::new(base.clone())));
+        let state = AppState::new(server, Arc::new(AlwaysReady));
+        let router = tessera_server::app(state.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tessera_server::serve(listener, router, async {
+            let _ = rx.await;
+        }));
+        let s = Self {
+            base,
+            state,
+            store,
+            clock,
+            _dir: dir,
+            _shutdown: tx,
+        };
+        s.add_client("svc", Some(SECRET), &[GrantType::ClientCredentials], &[])
+            .await;
+        s.add_client(
+            "web",
+            Some(SECRET),
+            &[GrantType::AuthorizationCode],
+            &[REDIRECT],
+        )
+        .await;
+        s.add_client("spa", None, &[GrantType::AuthorizationCode], &[REDIRECT])
+            .await;
+        s.add_user("alice", PASSWORD, &["admin", "billing"]).await;
+        s
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn add_client(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+        grants: &[GrantType],
+        redirects: &[&str],
+    ) {
+        let client = Client {
+            id: id.into(),
+            name: format!("{id} app"),
+            secret_hash: secret.map(SecretHash::of),
+            redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
+            grant_types: grants.to_vec(),
+            scopes: ScopeSet::from_tokens(["read", "write"]),
+            audiences: vec![AUDIENCE.into(), "https://other.example.test".into()],
+            created_at: self.clock.now(),
+        };
+        ClientStore::create(&self.store, &client).await.unwrap();
+    }
+
+    pub async fn add_user(&self, username: &str, password: &str, roles: &[&str]) {
+        let u = User {
+            id: format!("usr_{username}"),
+            username: username.into(),
+            password_hash: user::hash_password(password).unwrap(),
+            roles: roles.iter().map(|s| s.to_string()).collect(),
+            disabled: false,
+            created_at: self.clock.now(),
+        };
+        UserStore::create(&self.store, &u).await.unwrap();
+    }
+}
+
+/// An HTTP client that does not follow redirects.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of `name="..." value="..."` hidden inputs in a login page.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for piece in html.split("<input type=\"hidden\" ").skip(1) {
+        let name = between(piece, "name=\"", "\"");
+        let value = between(piece, "value=\"", "\"");
+        if let (Some(n), Some(v)) = (name, value) {
+            out.push((unescape(n), unescape(v)));
+        }
+    }
+    out
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The `name=value` part of every Set-Cookie header, joined for a Cookie header.
+pub fn cookies_of(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Query parameters of a URL.
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Plays the browser: opens `authorize_url`, submits the login form with these
+/// credentials, and returns the `Location` the server redirected to.
+pub async fn browser_login(authorize_url: &str, username: &str, password: &str) -> String {
+    let http = http();
+    let page = http.get(authorize_url).send().await.unwrap();
+    assert_eq!(page.status(), 200, "login page expected");
+    let cookie = cookies_of(&page);
+    let html = page.text().await.unwrap();
+    let mut form = hidden_inputs(&html);
+    form.push(("username".into(), username.into()));
+    form.push(("password".into(), password.into()));
+    let action = reqwest::Url::parse(authorize_url).unwrap();
+    let posted = http
+        .post(action.as_str().split('?').next().unwrap())
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303, "redirect after sign-in expected");
+    posted.headers()["location"].to_str().unwrap().to_owned()
+}

@@ -1,0 +1,183 @@
+//! Interoperability with clients we did not write: the `oauth2` crate drives the code flow
+//! with PKCE and client credentials against a real server on a socket, and `jsonwebtoken`
+//! (not the code that signed) verifies the tokens with keys fetched from the JWKS endpoint.
+
+mod common;
+
+use common::{AUDIENCE, PASSWORD, REDIRECT, SECRET, TestServer, browser_login, query_of};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use serde_json::Value;
+
+/// `oauth2`'s pluggable HTTP client, over reqwest (no redirects, as the crate requires).
+async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = common::http()
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut builder = oauth2::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    Ok(builder.body(response.bytes().await?.to_vec()).unwrap())
+}
+
+/// Verifies an access token with `jsonwebtoken` and the server's published JWKS.
+async fn verify(server: &TestServer, token: &str, audience: &str) -> Value {
+    let header = decode_header(token).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1 typ");
+    let kid = header.kid.expect("kid in header");
+    let jwks: JwkSet = reqwest::get(server.url("/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = jwks.find(&kid).expect("the token's kid is published");
+    let key = DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[&server.base]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub", "aud"]);
+    validation.validate_nbf = true;
+    decode::<Value>(token, &key, &validation)
+        .expect("token verifies with jsonwebtoken")
+        .claims
+}
+
+fn oauth_client(
+    server: &TestServer,
+    id: &str,
+    secret: Option<&str>,
+) -> oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    oauth2::basic::BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+> {
+    let mut client = BasicClient::new(ClientId::new(id.into()))
+        .set_auth_uri(AuthUrl::new(server.url("/api/v2/auth/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(server.url("/api/v2/auth/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    if let Some(s) = secret {
+        client = client.set_client_secret(ClientSecret::new(s.into()));
+    }
+    client
+}
+
+async fn code_flow(server: &TestServer, id: &str, secret: Option<&str>, auth: AuthType) {
+    let client = oauth_client(server, id, secret).set_auth_type(auth);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("read".into()))
+        .add_extra_param("resource", AUDIENCE)
+        .set_pkce_challenge(challenge)
+        .url();
+    let location = browser_login(url.as_str(), "alice", PASSWORD).await;
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let q = query_of(&location);
+    assert_eq!(q.get("state"), Some(csrf.secret()), "state echoed");
+    assert_eq!(q.get("iss"), Some(&server.base), "RFC 9207 iss");
+    let code = q.get("code").expect("code in redirect");
+    assert!(code.starts_with("tsc_"));
+
+    let token = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&send)
+        .await
+        .expect("code exchange succeeds");
+    assert_eq!(token.token_type().as_ref(), "bearer");
+    assert_eq!(token.scopes().unwrap()[0].as_str(), "read");
+    let claims = verify(server, token.access_token().secret(), AUDIENCE).await;
+    assert_eq!(claims["sub"], "usr_alice");
+    assert_eq!(claims["client_id"], id);
+    assert_eq!(claims["scope"], "read");
+    assert_eq!(claims["roles"], serde_json::json!(["admin", "billing"]));
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 900, "default access token TTL is 15 minutes");
+
+    // RFC 6749 §4.1.2: the same code a second time is refused.
+    let (_, verifier2) = PkceCodeChallenge::new_random_sha256();
+    let replay = client
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(verifier2)
+        .request_async(&send)
+        .await;
+    assert!(replay.is_err(), "a used code must not be redeemed again");
+}
+
+#[tokio::test]
+async fn oauth2_crate_code_flow_public_client_with_pkce() {
+    let server = TestServer::start().await;
+    code_flow(&server, "spa", None, AuthType::RequestBody).await;
+}
+
+#[tokio::test]
+async fn oauth2_crate_code_flow_confidential_client_basic_auth() {
+    let server = TestServer::start().await;
+    code_flow(&server, "web", Some(SECRET), AuthType::BasicAuth).await;
+}
+
+#[tokio::test]
+async fn oauth2_crate_code_flow_confidential_client_post_auth() {
+    let server = TestServer::start().await;
+    code_flow(&server, "web", Some(SECRET), AuthType::RequestBody).await;
+}
+
+#[tokio::test]
+async fn oauth2_crate_client_credentials() {
+    let server = TestServer::start().await;
+    for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
+        let client = oauth_client(&server, "svc", Some(SECRET)).set_auth_type(auth);
+        let token = client
+            .exchange_client_credentials()
+            .add_scope(Scope::new("write".into()))
+            .request_async(&send)
+            .await
+            .expect("client credentials succeed");
+        assert!(
+            token.refresh_token().is_none(),
+            "RFC 6749 §4.4.3: no refresh token"
+        );
+        let claims = verify(&server, token.access_token().secret(), AUDIENCE).await;
+        assert_eq!(claims["sub"], "svc");
+        assert_eq!(claims["client_id"], "svc");
+        assert_eq!(claims["scope"], "write");
+        assert!(claims.get("roles").is_none());
+        assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+    }
+}
+
+#[tokio::test]
+async fn oauth2_crate_sees_invalid_client_for_a_wrong_secret() {
+    let server = TestServer::start().await;
+    let client = oauth_client(&server, "svc", Some("tss_wrong")).set_auth_type(AuthType::BasicAuth);
+    let err = client
+        .exchange_client_credentials()
+        .request_async(&send)
+        .await
+        .unwrap_err();
+    match err {
+        oauth2::RequestTokenError::ServerResponse(r) => {
+            assert_eq!(r.error().as_ref(), "invalid_client");
+        }
+        other => panic!("expected an invalid_client response, got {other:?}"),
+    }
+}
