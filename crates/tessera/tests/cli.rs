@@ -1,0 +1,233 @@
+//! The `tessera` binary as an operator uses it: client and user administration, and the
+//! `serve --demo` promise that the printed curl yields a token.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn tessera(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("TESSERA_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn ok_json(data: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+    let out = tessera(data, args, stdin);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn fails_with(data: &Path, args: &[&str], stdin: Option<&str>, message: &str) {
+    let out = tessera(data, args, stdin);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(message), "{args:?}: expected `{message}` in: {err}");
+}
+
+#[test]
+fn client_administration() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let public = ok_json(
+        d,
+        &["client", "create", "--id", "spa", "--public", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "read write", "--format", "json"],
+        None,
+    );
+    assert_eq!(public["type"], "public");
+    assert_eq!(public["grant_types"], serde_json::json!(["authorization_code"]));
+    assert_eq!(public["scope"], "read write");
+    assert!(public.get("client_secret").is_none());
+
+    let svc = ok_json(d, &["client", "create", "--audience", "https://api.test", "--format", "json"], None);
+    let id = svc["client_id"].as_str().unwrap();
+    assert!(id.starts_with("cl_"), "generated id: {id}");
+    assert_eq!(svc["grant_types"], serde_json::json!(["client_credentials"]));
+    let secret = svc["client_secret"].as_str().unwrap();
+    assert!(secret.starts_with("tss_") && secret.len() >= 47, "generated secret shown once");
+
+    let given = ok_json(d, &["client", "create", "--id", "given", "--secret-stdin", "--format", "json"], Some(&"s".repeat(40)));
+    assert!(given.get("client_secret").is_none(), "an operator-supplied secret is not echoed");
+
+    fails_with(d, &["client", "create", "--id", "spa", "--public", "--redirect-uri", "http://127.0.0.1:9/cb"], None, "already exists");
+    fails_with(d, &["client", "create", "--redirect-uri", "http://app.example/cb"], None, "loopback");
+    fails_with(d, &["client", "create", "--redirect-uri", "https://app.example/cb#x"], None, "fragment");
+    fails_with(d, &["client", "create", "--public", "--grant-type", "client_credentials"], None, "public client");
+    fails_with(d, &["client", "create", "--grant-type", "authorization_code"], None, "redirect-uri");
+    fails_with(d, &["client", "create", "--grant-type", "password"], None, "--grant-type password");
+    fails_with(d, &["client", "create", "--secret-stdin"], Some("short"), "at least 32");
+    fails_with(d, &["client", "create", "--scope", "a\"b"], None, "--scope");
+    fails_with(d, &["client", "create", "--audience", "not a uri"], None, "--audience");
+    fails_with(d, &["client", "create", "--id", "bad id"], None, "--id");
+
+    let list = ok_json(d, &["client", "list", "--format", "json"], None);
+    let ids: Vec<_> = list.as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.contains(&"spa") && ids.contains(&"given") && ids.contains(&id));
+    assert!(!String::from_utf8_lossy(&tessera(d, &["client", "list", "--format", "json"], None).stdout).contains("tss_"));
+
+    let shown = ok_json(d, &["client", "show", "spa", "--format", "json"], None);
+    assert_eq!(shown["redirect_uris"], serde_json::json!(["http://127.0.0.1:9/cb"]));
+    assert!(tessera(d, &["client", "delete", "spa"], None).status.success());
+    fails_with(d, &["client", "delete", "spa"], None, "no client");
+    fails_with(d, &["client", "show", "spa"], None, "no client");
+}
+
+#[test]
+fn user_administration() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bob = ok_json(d, &["user", "create", "bob", "--password-stdin", "--role", "admin", "--role", "ops", "--format", "json"], Some("a long enough password\n"));
+    assert_eq!(bob["roles"], serde_json::json!(["admin", "ops"]));
+    assert!(bob.get("password").is_none());
+    let carol = ok_json(d, &["user", "create", "carol", "--format", "json"], None);
+    assert!(carol["password"].as_str().is_some_and(|p| p.len() >= 16), "generated password shown once");
+    fails_with(d, &["user", "create", "bob", "--password-stdin"], Some("another long password"), "already exists");
+    fails_with(d, &["user", "create", "dave", "--password-stdin"], Some("short"), "at least 12");
+    fails_with(d, &["user", "create", "with space"], None, "username");
+    assert!(tessera(d, &["user", "disable", "bob"], None).status.success());
+    fails_with(d, &["user", "disable", "nobody"], None, "no user");
+    let list = ok_json(d, &["user", "list", "--format", "json"], None);
+    let users = list.as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["username"], "bob");
+    assert_eq!(users[0]["disabled"], true);
+    assert!(!list.to_string().contains("argon2"), "hashes are not listed");
+}
+
+/// A `serve --demo` process whose stdout is read line by line.
+struct Demo {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Demo {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env_remove("TESSERA_DATABASE_URL")
+            .env_remove("TESSERA_ISSUER")
+            .env_remove("TESSERA_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The first printed line containing `needle` (the demo prints within seconds; the
+    /// bound only keeps a broken build from hanging the suite).
+    fn line_with(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("demo output ended before the expected line");
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses the printed `curl -s -u ID:SECRET -d grant_type=client_credentials URL`.
+fn printed_curl(demo: &Demo) -> (String, String, String) {
+    let line = demo.line_with("grant_type=client_credentials");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let creds = words[words.iter().position(|w| *w == "-u").unwrap() + 1];
+    let (id, secret) = creds.split_once(':').unwrap();
+    (id.to_owned(), secret.to_owned(), words.last().unwrap().to_string())
+}
+
+async fn token(id: &str, secret: &str, url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn demo_prints_a_curl_that_yields_a_token_and_restarts_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Demo::start(dir.path());
+    let (id, old_secret, url) = printed_curl(&first);
+    let r = token(&id, &old_secret, &url).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    let authorize = first.line_with("/api/v2/auth/authorize?");
+    assert!(authorize.contains("code_challenge_method=S256"));
+    let jwks_url = first
+        .line_with("jwks.json")
+        .split_whitespace()
+        .find(|w| w.ends_with("jwks.json"))
+        .unwrap()
+        .to_owned();
+    let first_kid = published_kid(&jwks_url).await;
+    drop(first);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "master key is private");
+    }
+
+    let second = Demo::start(dir.path());
+    let (id2, new_secret, url2) = printed_curl(&second);
+    assert_eq!(id, id2);
+    assert_ne!(old_secret, new_secret, "each demo start prints a fresh secret");
+    assert_eq!(token(&id2, &new_secret, &url2).await.status(), 200);
+    assert_eq!(token(&id2, &old_secret, &url2).await.status(), 401);
+    // The signing key survives the restart: the master key opens the sealed key again.
+    let jwks_url = second
+        .line_with("jwks.json")
+        .split_whitespace()
+        .find(|w| w.ends_with("jwks.json"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(published_kid(&jwks_url).await, first_kid);
+    let list = ok_json(dir.path(), &["client", "list", "--format", "json"], None);
+    assert_eq!(list.as_array().unwrap().len(), 2, "demo clients are not duplicated");
+}
+
+async fn published_kid(jwks_url: &str) -> String {
+    let jwks: Value = reqwest::get(jwks_url).await.unwrap().json().await.unwrap();
+    jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
+}
