@@ -75,6 +75,9 @@ fn client_administration() {
     fails_with(d, &["client", "create", "--scope", "a\"b"], None, "--scope");
     fails_with(d, &["client", "create", "--audience", "not a uri"], None, "--audience");
     fails_with(d, &["client", "create", "--id", "bad id"], None, "--id");
+    fails_with(d, &["client", "create", "--id", "svc:a"], None, "--id");
+    let plus = format!("{}+%:", "s".repeat(40));
+    fails_with(d, &["client", "create", "--secret-stdin"], Some(&plus), "letters, digits");
 
     let list = ok_json(d, &["client", "list", "--format", "json"], None);
     let ids: Vec<_> = list.as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();

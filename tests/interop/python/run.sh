@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Interoperability check: third-party Python OAuth clients (authlib, PyJWT, requests)
+# against a real `tessera serve`.
+#
+#   bash tests/interop/python/run.sh [path/to/tessera]   (default: target/debug/tessera)
+#
+# Creates (once) a venv at ${TESSERA_VENV:-<repo>/.venv}, reinstalling only when
+# requirements.txt changes; starts the server on a free port with a temporary data
+# directory; registers the clients and the user with the CLI; runs pytest. The exit code
+# is pytest's. The server and the data directory are always cleaned up.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+VENV="${TESSERA_VENV:-$REPO/.venv}"
+BIN="${1:-$REPO/target/debug/tessera}"
+case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
+
+if [[ ! -x "$BIN" ]]; then
+    echo "interop: tessera binary not found at $BIN (run cargo build first)" >&2
+    exit 2
+fi
+
+# --- Python environment -------------------------------------------------------------------
+REQS="$HERE/requirements.txt"
+STAMP="$VENV/.tessera-interop-requirements.sha256"
+want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "interop: creating venv at $VENV" >&2
+    if ! python3 -m venv "$VENV"; then
+        # Debian's own python3 ships venv separately; install it (we run as root in CI).
+        echo "interop: installing python3-venv" >&2
+        rm -rf "$VENV"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        python3 -m venv "$VENV"
+    fi
+fi
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
+    echo "interop: installing $REQS" >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
+    echo "$want" >"$STAMP"
+fi
+PY="$VENV/bin/python"
+
+# --- Server ---------------------------------------------------------------------------------
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/tessera-interop.XXXXXX")"
+DATA="$TMP/data"
+LOG="$TMP/server.log"
+mkdir -p "$DATA"
+SERVER_PID=""
+
+cleanup() {
+    local status=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ $status -ne 0 && -f "$LOG" ]]; then
+        echo "interop: server log ($LOG):" >&2
+        sed 's/^/  | /' "$LOG" >&2 || true
+    fi
+    rm -rf "$TMP"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+NO_COLOR=1 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" --log-format text >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+# Readiness: the log line names the bound address, then /readyz must answer 200.
+# 100 attempts x 0.2 s = ~20 s in all.
+ISSUER=""
+for _ in $(seq 1 100); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "interop: tessera serve exited before becoming ready" >&2
+        exit 1
+    fi
+    if [[ -z "$ISSUER" ]]; then
+        line="$(sed 's/\x1b\[[0-9;]*m//g' "$LOG" | grep -m1 'tessera is ready' || true)"
+        if [[ -n "$line" ]]; then
+            ISSUER="$(sed -n 's/.* issuer=\([^ ]*\).*/\1/p' <<<"$line")"
+            LISTEN="$(sed -n 's/.* listen=\([^ ]*\).*/\1/p' <<<"$line")"
+        fi
+    fi
+    if [[ -n "$ISSUER" ]] && curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
+        break
+    fi
+    sleep 0.2
+done
+if [[ -z "$ISSUER" ]] || ! curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
+    echo "interop: tessera did not become ready within ~20 s" >&2
+    exit 1
+fi
+echo "interop: tessera ready at $ISSUER" >&2
+
+# --- Registrations (same SQLite database as the running server) ----------------------------
+AUDIENCE="https://api.interop.test"
+REDIRECT_URI="http://127.0.0.1:8765/callback"
+json_field() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+CC_SECRET="$("$BIN" client --data-dir "$DATA" create --id py-service \
+    --grant-type client_credentials --scope read --scope write \
+    --audience "$AUDIENCE" --format json | json_field client_secret)"
+"$BIN" client --data-dir "$DATA" create --id py-spa --public \
+    --redirect-uri "$REDIRECT_URI" --scope read --audience "$AUDIENCE" --format json >/dev/null
+USER_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+USER_ID="$(printf '%s\n' "$USER_PASSWORD" | "$BIN" user --data-dir "$DATA" create py-user \
+    --password-stdin --role reader --format json | json_field id)"
+
+# --- Tests ----------------------------------------------------------------------------------
+set +e
+TESSERA_URL="$ISSUER" \
+TESSERA_AUDIENCE="$AUDIENCE" \
+TESSERA_CC_CLIENT_ID=py-service \
+TESSERA_CC_SECRET="$CC_SECRET" \
+TESSERA_PUBLIC_CLIENT_ID=py-spa \
+TESSERA_REDIRECT_URI="$REDIRECT_URI" \
+TESSERA_USERNAME=py-user \
+TESSERA_PASSWORD="$USER_PASSWORD" \
+TESSERA_USER_ID="$USER_ID" \
+TESSERA_USER_ROLES=reader \
+    "$PY" -m pytest -q -p no:cacheprovider "$HERE/test_interop.py"
+rc=$?
+set -e
+exit "$rc"
