@@ -12,6 +12,8 @@
 //! [`client`], `CodeStore` in [`authorization_code`], ...). [`AuthorizationServer`] wires
 //! the ports together; an HTTP adapter makes one call into it per request.
 
+#![warn(missing_docs)]
+
 pub mod access_token;
 pub mod authorization_code;
 pub mod authorize;

@@ -6,8 +6,10 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
+use http_body_util::LengthLimitError;
 use tessera_core::OAuthError;
 use tessera_core::params::{Params, ParamsError};
+use tower_http::timeout::TimeoutError;
 
 /// The largest request body accepted, in bytes; larger bodies get 413.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -19,6 +21,10 @@ pub enum FormError {
     ContentType,
     /// The body exceeds [`MAX_BODY`].
     TooLarge,
+    /// The client did not send the body in time.
+    TimedOut,
+    /// The body was cut short or its framing was broken.
+    Unreadable,
     /// The body could not be read or parsed.
     Malformed(ParamsError),
 }
@@ -28,8 +34,9 @@ impl FormError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
             // RFC 6749 §5.2 speaks of 400 for every malformed request.
-            Self::ContentType | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::ContentType | Self::Unreadable | Self::Malformed(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -40,6 +47,8 @@ impl FormError {
                 OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
             }
             Self::TooLarge => OAuthError::invalid_request("the request body is too large"),
+            Self::TimedOut => OAuthError::invalid_request("the request body was not sent in time"),
+            Self::Unreadable => OAuthError::invalid_request("the request body could not be read"),
             Self::Malformed(e) => OAuthError::from(e.clone()),
         }
     }
@@ -57,6 +66,22 @@ pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormEr
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
-        .map_err(|_| FormError::TooLarge)?;
+        .map_err(read_error)?;
     Params::parse(&bytes).map_err(FormError::Malformed)
+}
+
+/// Tells an oversized body and a slow one from a broken one, by the error's causes.
+fn read_error(e: axum::Error) -> FormError {
+    let inner = e.into_inner();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+    while let Some(c) = cause {
+        if c.is::<LengthLimitError>() {
+            return FormError::TooLarge;
+        }
+        if c.is::<TimeoutError>() {
+            return FormError::TimedOut;
+        }
+        cause = c.source();
+    }
+    FormError::Unreadable
 }

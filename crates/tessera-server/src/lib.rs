@@ -5,6 +5,8 @@
 //! `tessera_core::AuthorizationServer`, and shape the answer; errors become RFC 6749 §5.2
 //! bodies in one place ([`error`]). There are no business rules here.
 
+#![warn(missing_docs)]
+
 pub mod authorize;
 pub mod cookies;
 pub mod demo;
@@ -28,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tessera_core::{AuthorizationServer, OAuthError};
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::cookies::CookiePolicy;
@@ -49,6 +52,9 @@ pub mod paths {
     /// The demo callback (`serve --demo`).
     pub const DEMO_CALLBACK: &str = "/demo/callback";
 }
+
+/// How long a client may take to send a request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A readiness check of the backing services.
 #[async_trait]
@@ -115,10 +121,15 @@ pub fn app(state: AppState) -> Router {
         router = router.route(paths::DEMO_CALLBACK, get(demo::callback));
     }
     router
+        // Every other route (JWKS, discovery, health) answers a wrong method in JSON too;
+        // this must follow the last `.route`, as it applies to the routes registered so far.
+        .method_not_allowed_fallback(json_405)
         .fallback(not_found)
         // The form reader enforces its own limit (and answers 413 in the OAuth format);
         // this bounds every other extractor.
         .layer(DefaultBodyLimit::max(form::MAX_BODY))
+        // A client that promises a body and trickles it must not hold a connection forever.
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(
             // Log the path only: query strings may carry codes (the demo callback).
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -446,3 +446,42 @@ async fn concurrent_redemptions_of_one_code_have_exactly_one_winner() {
     }
     assert_eq!(wins, 1);
 }
+
+/// A request body that sends its first bytes and then stalls forever (a slowloris client).
+struct Trickle(bool);
+
+impl http_body::Body for Trickle {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.0 {
+            return std::task::Poll::Pending;
+        }
+        self.0 = true;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data("grant_type=".into()))))
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_is_cut_off_with_408() {
+    use tower::ServiceExt;
+    let server = TestServer::start().await;
+    let app = tessera_server::app(server.state.clone());
+    let request = axum::http::Request::post("/api/v2/auth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::new(Trickle(false)))
+        .unwrap();
+    // Paused time advances by itself once everything waits, so the timeout fires at once.
+    tokio::time::pause();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 408);
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "invalid_request");
+}

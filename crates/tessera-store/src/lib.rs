@@ -8,6 +8,8 @@
 //!
 //! PostgreSQL joins `sqlite` as a second adapter behind the same ports (see DESIGN.md).
 
+#![warn(missing_docs)]
+
 pub mod key_material;
 pub mod master_key;
 pub mod random;

@@ -30,7 +30,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Directory for the embedded SQLite database and master key.
-    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./tessera-data", global = true)]
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        default_value = "./tessera-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Database URL; overrides the SQLite file in the data directory (e.g. sqlite:///var/lib/tessera/db).
     #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]

@@ -30,7 +30,11 @@ fn tessera(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 
 fn ok_json(data: &Path, args: &[&str], stdin: Option<&str>) -> Value {
     let out = tessera(data, args, stdin);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -38,7 +42,10 @@ fn fails_with(data: &Path, args: &[&str], stdin: Option<&str>, message: &str) {
     let out = tessera(data, args, stdin);
     assert!(!out.status.success(), "{args:?} should fail");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(message), "{args:?}: expected `{message}` in: {err}");
+    assert!(
+        err.contains(message),
+        "{args:?}: expected `{message}` in: {err}"
+    );
 }
 
 #[test]
@@ -47,47 +54,178 @@ fn client_administration() {
     let d = dir.path();
     let public = ok_json(
         d,
-        &["client", "create", "--id", "spa", "--public", "--redirect-uri", "http://127.0.0.1:9/cb", "--scope", "read write", "--format", "json"],
+        &[
+            "client",
+            "create",
+            "--id",
+            "spa",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+            "--scope",
+            "read write",
+            "--format",
+            "json",
+        ],
         None,
     );
     assert_eq!(public["type"], "public");
-    assert_eq!(public["grant_types"], serde_json::json!(["authorization_code"]));
+    assert_eq!(
+        public["grant_types"],
+        serde_json::json!(["authorization_code"])
+    );
     assert_eq!(public["scope"], "read write");
     assert!(public.get("client_secret").is_none());
 
-    let svc = ok_json(d, &["client", "create", "--audience", "https://api.test", "--format", "json"], None);
+    let svc = ok_json(
+        d,
+        &[
+            "client",
+            "create",
+            "--audience",
+            "https://api.test",
+            "--format",
+            "json",
+        ],
+        None,
+    );
     let id = svc["client_id"].as_str().unwrap();
     assert!(id.starts_with("cl_"), "generated id: {id}");
-    assert_eq!(svc["grant_types"], serde_json::json!(["client_credentials"]));
+    assert_eq!(
+        svc["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
     let secret = svc["client_secret"].as_str().unwrap();
-    assert!(secret.starts_with("tss_") && secret.len() >= 47, "generated secret shown once");
+    assert!(
+        secret.starts_with("tss_") && secret.len() >= 47,
+        "generated secret shown once"
+    );
 
-    let given = ok_json(d, &["client", "create", "--id", "given", "--secret-stdin", "--format", "json"], Some(&"s".repeat(40)));
-    assert!(given.get("client_secret").is_none(), "an operator-supplied secret is not echoed");
+    let given = ok_json(
+        d,
+        &[
+            "client",
+            "create",
+            "--id",
+            "given",
+            "--secret-stdin",
+            "--format",
+            "json",
+        ],
+        Some(&"s".repeat(40)),
+    );
+    assert!(
+        given.get("client_secret").is_none(),
+        "an operator-supplied secret is not echoed"
+    );
 
-    fails_with(d, &["client", "create", "--id", "spa", "--public", "--redirect-uri", "http://127.0.0.1:9/cb"], None, "already exists");
-    fails_with(d, &["client", "create", "--redirect-uri", "http://app.example/cb"], None, "loopback");
-    fails_with(d, &["client", "create", "--redirect-uri", "https://app.example/cb#x"], None, "fragment");
-    fails_with(d, &["client", "create", "--public", "--grant-type", "client_credentials"], None, "public client");
-    fails_with(d, &["client", "create", "--grant-type", "authorization_code"], None, "redirect-uri");
-    fails_with(d, &["client", "create", "--grant-type", "password"], None, "--grant-type password");
-    fails_with(d, &["client", "create", "--secret-stdin"], Some("short"), "at least 32");
+    fails_with(
+        d,
+        &[
+            "client",
+            "create",
+            "--id",
+            "spa",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+        ],
+        None,
+        "already exists",
+    );
+    fails_with(
+        d,
+        &[
+            "client",
+            "create",
+            "--redirect-uri",
+            "http://app.example/cb",
+        ],
+        None,
+        "loopback",
+    );
+    fails_with(
+        d,
+        &[
+            "client",
+            "create",
+            "--redirect-uri",
+            "https://app.example/cb#x",
+        ],
+        None,
+        "fragment",
+    );
+    fails_with(
+        d,
+        &[
+            "client",
+            "create",
+            "--public",
+            "--grant-type",
+            "client_credentials",
+        ],
+        None,
+        "public client",
+    );
+    fails_with(
+        d,
+        &["client", "create", "--grant-type", "authorization_code"],
+        None,
+        "redirect-uri",
+    );
+    fails_with(
+        d,
+        &["client", "create", "--grant-type", "password"],
+        None,
+        "--grant-type password",
+    );
+    fails_with(
+        d,
+        &["client", "create", "--secret-stdin"],
+        Some("short"),
+        "at least 32",
+    );
     fails_with(d, &["client", "create", "--scope", "a\"b"], None, "--scope");
-    fails_with(d, &["client", "create", "--audience", "not a uri"], None, "--audience");
+    fails_with(
+        d,
+        &["client", "create", "--audience", "not a uri"],
+        None,
+        "--audience",
+    );
     fails_with(d, &["client", "create", "--id", "bad id"], None, "--id");
     fails_with(d, &["client", "create", "--id", "svc:a"], None, "--id");
     let plus = format!("{}+%:", "s".repeat(40));
-    fails_with(d, &["client", "create", "--secret-stdin"], Some(&plus), "letters, digits");
+    fails_with(
+        d,
+        &["client", "create", "--secret-stdin"],
+        Some(&plus),
+        "letters, digits",
+    );
 
     let list = ok_json(d, &["client", "list", "--format", "json"], None);
-    let ids: Vec<_> = list.as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+    let ids: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 3);
     assert!(ids.contains(&"spa") && ids.contains(&"given") && ids.contains(&id));
-    assert!(!String::from_utf8_lossy(&tessera(d, &["client", "list", "--format", "json"], None).stdout).contains("tss_"));
+    assert!(
+        !String::from_utf8_lossy(&tessera(d, &["client", "list", "--format", "json"], None).stdout)
+            .contains("tss_")
+    );
 
     let shown = ok_json(d, &["client", "show", "spa", "--format", "json"], None);
-    assert_eq!(shown["redirect_uris"], serde_json::json!(["http://127.0.0.1:9/cb"]));
-    assert!(tessera(d, &["client", "delete", "spa"], None).status.success());
+    assert_eq!(
+        shown["redirect_uris"],
+        serde_json::json!(["http://127.0.0.1:9/cb"])
+    );
+    assert!(
+        tessera(d, &["client", "delete", "spa"], None)
+            .status
+            .success()
+    );
     fails_with(d, &["client", "delete", "spa"], None, "no client");
     fails_with(d, &["client", "show", "spa"], None, "no client");
 }
@@ -96,22 +234,57 @@ fn client_administration() {
 fn user_administration() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let bob = ok_json(d, &["user", "create", "bob", "--password-stdin", "--role", "admin", "--role", "ops", "--format", "json"], Some("a long enough password\n"));
+    let bob = ok_json(
+        d,
+        &[
+            "user",
+            "create",
+            "bob",
+            "--password-stdin",
+            "--role",
+            "admin",
+            "--role",
+            "ops",
+            "--format",
+            "json",
+        ],
+        Some("a long enough password\n"),
+    );
     assert_eq!(bob["roles"], serde_json::json!(["admin", "ops"]));
     assert!(bob.get("password").is_none());
     let carol = ok_json(d, &["user", "create", "carol", "--format", "json"], None);
-    assert!(carol["password"].as_str().is_some_and(|p| p.len() >= 16), "generated password shown once");
-    fails_with(d, &["user", "create", "bob", "--password-stdin"], Some("another long password"), "already exists");
-    fails_with(d, &["user", "create", "dave", "--password-stdin"], Some("short"), "at least 12");
+    assert!(
+        carol["password"].as_str().is_some_and(|p| p.len() >= 16),
+        "generated password shown once"
+    );
+    fails_with(
+        d,
+        &["user", "create", "bob", "--password-stdin"],
+        Some("another long password"),
+        "already exists",
+    );
+    fails_with(
+        d,
+        &["user", "create", "dave", "--password-stdin"],
+        Some("short"),
+        "at least 12",
+    );
     fails_with(d, &["user", "create", "with space"], None, "username");
-    assert!(tessera(d, &["user", "disable", "bob"], None).status.success());
+    assert!(
+        tessera(d, &["user", "disable", "bob"], None)
+            .status
+            .success()
+    );
     fails_with(d, &["user", "disable", "nobody"], None, "no user");
     let list = ok_json(d, &["user", "list", "--format", "json"], None);
     let users = list.as_array().unwrap();
     assert_eq!(users.len(), 2);
     assert_eq!(users[0]["username"], "bob");
     assert_eq!(users[0]["disabled"], true);
-    assert!(!list.to_string().contains("argon2"), "hashes are not listed");
+    assert!(
+        !list.to_string().contains("argon2"),
+        "hashes are not listed"
+    );
 }
 
 /// A `serve --demo` process whose stdout is read line by line.
@@ -172,7 +345,11 @@ fn printed_curl(demo: &Demo) -> (String, String, String) {
     let words: Vec<&str> = line.split_whitespace().collect();
     let creds = words[words.iter().position(|w| *w == "-u").unwrap() + 1];
     let (id, secret) = creds.split_once(':').unwrap();
-    (id.to_owned(), secret.to_owned(), words.last().unwrap().to_string())
+    (
+        id.to_owned(),
+        secret.to_owned(),
+        words.last().unwrap().to_string(),
+    )
 }
 
 async fn token(id: &str, secret: &str, url: &str) -> reqwest::Response {
@@ -208,14 +385,20 @@ async fn demo_prints_a_curl_that_yields_a_token_and_restarts_idempotently() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "master key is private");
     }
 
     let second = Demo::start(dir.path());
     let (id2, new_secret, url2) = printed_curl(&second);
     assert_eq!(id, id2);
-    assert_ne!(old_secret, new_secret, "each demo start prints a fresh secret");
+    assert_ne!(
+        old_secret, new_secret,
+        "each demo start prints a fresh secret"
+    );
     assert_eq!(token(&id2, &new_secret, &url2).await.status(), 200);
     assert_eq!(token(&id2, &old_secret, &url2).await.status(), 401);
     // The signing key survives the restart: the master key opens the sealed key again.
@@ -227,7 +410,11 @@ async fn demo_prints_a_curl_that_yields_a_token_and_restarts_idempotently() {
         .to_owned();
     assert_eq!(published_kid(&jwks_url).await, first_kid);
     let list = ok_json(dir.path(), &["client", "list", "--format", "json"], None);
-    assert_eq!(list.as_array().unwrap().len(), 2, "demo clients are not duplicated");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "demo clients are not duplicated"
+    );
 }
 
 async fn published_kid(jwks_url: &str) -> String {
