@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
+use tessera_core::AuthorizationServer;
 use tessera_core::policy::Policy;
 use tessera_core::time::{Clock, SystemClock};
-use tessera_core::{AuthorizationServer, Ports};
 use tessera_server::{AppState, HealthCheck};
 use tessera_store::key_material::StaticKeyRing;
 use tessera_store::{MasterKey, OsRandom, SqliteStore};
@@ -114,16 +114,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     policy.session_ttl = args.session_ttl;
     let issuer = policy.issuer.clone();
 
-    let shared = Arc::new(store.clone());
-    let ports = Ports {
-        clients: shared.clone(),
-        users: shared.clone(),
-        codes: shared.clone(),
-        sessions: shared.clone(),
-        keys: Arc::new(ring),
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom::default()),
-    };
+    let ports = store.ports(
+        Arc::new(ring),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom::default()),
+    );
     let server = Arc::new(AuthorizationServer::new(ports, policy));
     let mut state = AppState::new(server.clone(), Arc::new(StoreHealth(store.clone())));
     state.jwks_max_age = args.jwks_max_age;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
+use tessera_core::AuthorizationServer;
 use tessera_core::client::{Client, ClientStore, GrantType};
 use tessera_core::policy::Policy;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::{Clock, SystemClock, UnixTime};
 use tessera_core::user::{self, User, UserStore};
-use tessera_core::{AuthorizationServer, Ports};
 use tessera_server::{AppState, HealthCheck};
 use tessera_store::key_material::StaticKeyRing;
 use tessera_store::{MasterKey, OsRandom, SqliteStore};
@@ -72,16 +72,7 @@ impl TestServer {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let shared = Arc::new(store.clone());
-        let ports = Ports {
-            clients: shared.clone(),
-            users: shared.clone(),
-            codes: shared.clone(),
-            sessions: shared.clone(),
-            keys: Arc::new(ring),
-            clock: clock.clone(),
-            random: Arc::new(OsRandom::default()),
-        };
+        let ports = store.ports(Arc::new(ring), clock.clone(), Arc::new(OsRandom::default()));
         let server = Arc::new(AuthorizationServer::new(ports, Policy::new(base.clone())));
         let state = AppState::new(server, Arc::new(AlwaysReady));
         let router = tessera_server::app(state.clone());

@@ -12,13 +12,17 @@ mod users;
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlSafeStr;
 use sqlx::SqlitePool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
-use tessera_core::StoreError;
+use tessera_core::keys::KeyRing;
+use tessera_core::random::SecureRandom;
+use tessera_core::time::Clock;
+use tessera_core::{Ports, StoreError};
 
 /// The SQLite migrations, embedded in the binary.
 fn migrator() -> Migrator {
@@ -63,6 +67,25 @@ impl SqliteStore {
             .await
             .map(|_| ())
             .map_err(StoreError::backend)
+    }
+
+    /// The domain's ports with every store port served by this database.
+    pub fn ports(
+        &self,
+        keys: Arc<dyn KeyRing>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn SecureRandom>,
+    ) -> Ports {
+        let shared = Arc::new(self.clone());
+        Ports {
+            clients: shared.clone(),
+            users: shared.clone(),
+            codes: shared.clone(),
+            sessions: shared,
+            keys,
+            clock,
+            random,
+        }
     }
 
     /// Closes the pool, waiting for connections to finish.
