@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::pkce::CodeChallenge;
+use crate::refresh_family::NewGrant;
 use crate::scope::ScopeSet;
 use crate::secret::SecretHash;
 use crate::time::UnixTime;
@@ -36,19 +37,28 @@ pub struct CodeRecord {
     pub expires_at: UnixTime,
     /// When the code was redeemed; `None` while unused.
     pub used_at: Option<UnixTime>,
+    /// The family its redemption started, so a replay can revoke it.
+    pub family_id: Option<String>,
 }
 
 /// Storage of authorization codes.
 ///
-/// Contract: `consume` is atomic: of any number of concurrent calls for one code, exactly
-/// one returns `true`, and only if the code existed and was unused. Used codes stay
-/// findable (with `used_at` set) until they expire, so a replay can be recognised.
+/// Contract: `redeem` is atomic: of any number of concurrent calls for one code, exactly
+/// one returns `true`, and only if the code existed and was unused; that call also stores
+/// the new grant and links it to the code. Used codes stay findable (with `used_at` and
+/// `family_id` set) until they expire, so a replay can be recognised and answered.
 #[async_trait]
 pub trait CodeStore: Send + Sync {
     /// Stores a newly issued code.
     async fn insert(&self, record: &CodeRecord) -> Result<(), StoreError>;
     /// The code with this hash, used or not.
     async fn find(&self, code_hash: &SecretHash) -> Result<Option<CodeRecord>, StoreError>;
-    /// Marks the code used at `now`; `true` if this call was the one that did.
-    async fn consume(&self, code_hash: &SecretHash, now: UnixTime) -> Result<bool, StoreError>;
+    /// Marks the code used at `now` and stores `grant` (family, first refresh token, access
+    /// token record) in the same transaction; `true` if this call was the one that did.
+    async fn redeem(
+        &self,
+        code_hash: &SecretHash,
+        now: UnixTime,
+        grant: &NewGrant,
+    ) -> Result<bool, StoreError>;
 }

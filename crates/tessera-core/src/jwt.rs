@@ -39,3 +39,59 @@ pub fn sign<C: Serialize>(
     URL_SAFE_NO_PAD.encode_string(signature, &mut out);
     Ok(out)
 }
+
+/// Why a compact JWT was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// Not three base64url parts with a JSON header.
+    #[error("malformed JWT")]
+    Malformed,
+    /// The header's `typ` is not the expected one (RFC 8725 §3.11: explicit typing).
+    #[error("unexpected JWT type")]
+    WrongType,
+    /// The signature does not verify under any published key.
+    #[error("invalid signature")]
+    BadSignature,
+}
+
+#[derive(serde::Deserialize)]
+struct ReceivedHeader {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+}
+
+/// Verifies the signature of a compact JWT this server issued, with the expected `typ`,
+/// and returns its decoded claims. Claims (expiry included) are the caller's to check.
+pub fn verify<C: serde::de::DeserializeOwned>(
+    keys: &dyn crate::keys::KeyRing,
+    typ: &str,
+    token: &str,
+) -> Result<C, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed);
+    let parsed: ReceivedHeader =
+        serde_json::from_slice(&decode(header)?).map_err(|_| JwtError::Malformed)?;
+    if parsed.typ.as_deref() != Some(typ) {
+        return Err(JwtError::WrongType);
+    }
+    // The algorithm comes from our own key, never trusted from the header alone
+    // (RFC 8725 §3.1): `verify` refuses any alg the key does not sign with.
+    let kid = parsed.kid.ok_or(JwtError::BadSignature)?;
+    let signing_input = &token[..header.len() + 1 + claims.len()];
+    if !keys.verify(
+        &kid,
+        &parsed.alg,
+        signing_input.as_bytes(),
+        &decode(signature)?,
+    ) {
+        return Err(JwtError::BadSignature);
+    }
+    serde_json::from_slice(&decode(claims)?).map_err(|_| JwtError::Malformed)
+}

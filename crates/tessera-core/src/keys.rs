@@ -57,6 +57,9 @@ pub trait KeyRing: Send + Sync {
     fn signing_key(&self) -> Arc<dyn SigningKey>;
     /// Every key a verifier may need, for the JWKS endpoint.
     fn published(&self) -> Jwks;
+    /// Whether `signature` over `message` verifies under the published key `kid` with
+    /// algorithm `alg`; `false` for an unknown kid or algorithm.
+    fn verify(&self, kid: &str, alg: &str, message: &[u8], signature: &[u8]) -> bool;
 }
 
 /// A key as stored: public half in the clear, private half sealed by the adapter.

@@ -4,8 +4,9 @@
 //! request parameters ([`params`]), PKCE ([`pkce`]), scopes ([`scope`]), clients and their
 //! authentication ([`client`]), users ([`user`]), the authorization request and its code
 //! ([`authorize`], [`authorization_code`]), browser sessions ([`session`]), access-token
-//! claims and JWT encoding ([`access_token`], [`jwt`]), signing keys ([`keys`]), and one
-//! module per grant type under [`grant`]. Errors are mapped to RFC 6749 codes in
+//! claims and JWT encoding ([`access_token`], [`jwt`]), signing keys ([`keys`]), refresh
+//! token families and the revocation list ([`refresh_family`], [`revocation`], and RFC 7009
+//! in [`revoke`]), and one module per grant type under [`grant`]. Errors are mapped to RFC 6749 codes in
 //! [`error`].
 //!
 //! Adapters implement the ports declared next to the flow that uses them (`ClientStore` in
@@ -26,6 +27,9 @@ pub mod params;
 pub mod pkce;
 pub mod policy;
 pub mod random;
+pub mod refresh_family;
+pub mod revocation;
+pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod server;

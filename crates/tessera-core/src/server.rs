@@ -4,13 +4,16 @@ use std::sync::Arc;
 
 use crate::authorization_code::{CODE_PREFIX, CodeRecord, CodeStore};
 use crate::authorize::{self, AuthorizationRequest, AuthorizeError};
-use crate::client::{self, ClientCredentials, ClientStore};
+use crate::client::{self, ClientCredentials, ClientStore, GrantType};
 use crate::error::OAuthError;
 use crate::grant::{self, TokenResponse};
 use crate::keys::{Jwks, KeyRing};
 use crate::params::Params;
 use crate::policy::Policy;
 use crate::random::SecureRandom;
+use crate::refresh_family::RefreshStore;
+use crate::revocation::RevocationList;
+use crate::revoke::{self, Revoked};
 use crate::secret::{self, SecretHash};
 use crate::session::{Session, SessionStore};
 use crate::time::Clock;
@@ -30,6 +33,10 @@ pub struct Ports {
     pub codes: Arc<dyn CodeStore>,
     /// Browser sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// Refresh-token families.
+    pub refresh: Arc<dyn RefreshStore>,
+    /// The access-token revocation list.
+    pub revocations: Arc<dyn RevocationList>,
     /// Signing keys.
     pub keys: Arc<dyn KeyRing>,
     /// The clock.
@@ -158,6 +165,7 @@ impl AuthorizationServer {
             auth_time: session.auth_time,
             expires_at: now.plus(self.policy.code_ttl),
             used_at: None,
+            family_id: None,
         };
         self.ports.codes.insert(&record).await?;
         let mut pairs = vec![("code", code.as_str())];
@@ -178,18 +186,30 @@ impl AuthorizationServer {
         basic: Option<(String, String)>,
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.require("grant_type")?;
+        let grant = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
         let credentials = credentials(params, basic)?;
-        match grant_type {
-            "authorization_code" => {
-                let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
+        let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
+        match grant {
+            GrantType::AuthorizationCode => {
                 grant::authorization_code::exchange(self, client, params).await
             }
-            "client_credentials" => {
-                let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
+            GrantType::ClientCredentials => {
                 grant::client_credentials::grant(self, client, params).await
             }
-            _ => Err(OAuthError::UnsupportedGrantType),
+            GrantType::RefreshToken => grant::refresh_token::refresh(self, client, params).await,
         }
+    }
+
+    /// Handles a revocation request (RFC 7009 §2.1), authenticating the client as the token
+    /// endpoint does.
+    pub async fn revoke(
+        &self,
+        params: &Params,
+        basic: Option<(String, String)>,
+    ) -> Result<Revoked, OAuthError> {
+        let credentials = credentials(params, basic)?;
+        let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
+        revoke::revoke(self, client, params).await
     }
 }
 

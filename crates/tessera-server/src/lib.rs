@@ -16,6 +16,7 @@ pub mod form;
 pub mod health;
 pub mod jwks;
 pub mod pages;
+pub mod revoke;
 pub mod token;
 
 use std::future::Future;
@@ -49,6 +50,8 @@ pub mod paths {
     pub const AUTHORIZE: &str = "/api/v2/auth/authorize";
     /// The token endpoint.
     pub const TOKEN: &str = "/api/v2/auth/token";
+    /// The revocation endpoint (RFC 7009).
+    pub const REVOKE: &str = "/api/v2/auth/revoke";
     /// The demo callback (`serve --demo`).
     pub const DEMO_CALLBACK: &str = "/demo/callback";
 }
@@ -113,6 +116,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             paths::TOKEN,
             axum::routing::post(token::token).fallback(json_405),
+        )
+        .route(
+            paths::REVOKE,
+            axum::routing::post(revoke::revoke).fallback(json_405),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

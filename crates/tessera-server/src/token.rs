@@ -42,7 +42,9 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
 
 /// Decodes `Authorization: Basic` client credentials (RFC 6749 §2.3.1): base64 of
 /// `urlencode(id) ":" urlencode(secret)`. Other schemes are not client authentication here.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+pub(crate) fn basic_credentials(
+    headers: &HeaderMap,
+) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{REDIRECT, SECRET, TestServer};
+use tessera_server::paths::REVOKE as R;
 use tessera_server::paths::TOKEN as T;
 use tessera_server::paths::{AUTHORIZE as A, JWKS, METADATA, OPENID_CONFIGURATION as OIDC};
 
@@ -317,6 +318,16 @@ fn corpus() -> Vec<Case> {
         json("token: OPTIONS", "OPTIONS", T, 405),
         form("token: trailing slash", &format!("{T}/"), &cc, Json).status(404),
         form("token: %00 in path", &format!("{T}%00"), &cc, Json).status(404),
+        // ---- revocation endpoint (RFC 7009): same strict form reading and client auth
+        form("revoke: empty body", R, "", Json).status(401),
+        form("revoke: no token", R, format!("client_id=svc&client_secret={SECRET}"), Json).status(400),
+        form("revoke: repeated token", R, format!("token=a&token=b&client_id=svc&client_secret={SECRET}"), Json).status(400),
+        form("revoke: invalid UTF-8", R, b"token=%FF&client_id=svc".to_vec(), Json).status(400),
+        form("revoke: oversized body", R, format!("token={big}"), Json).status(413),
+        json("revoke: wrong content-type", "POST", R, 400).body(&cc),
+        form("revoke: Basic not base64", R, "token=x", Json).status(401)
+            .header("authorization", "Basic !!!"),
+        json("revoke: GET", "GET", R, 405),
         // ---- authorize GET: an HTML page, never a redirect to an unverified URI
         req("authorize GET: no query", "GET", A, Html).status(400),
         page("authorize GET: empty query", "", 400),

@@ -66,6 +66,15 @@ pub struct ServeArgs {
     /// Lifetime of authorization codes (10s to 10m).
     #[arg(long, env = "TESSERA_CODE_TTL", default_value = "60s", value_parser = duration)]
     pub code_ttl: Duration,
+    /// Lifetime each rotation gives a refresh token (1h to 365d).
+    #[arg(long, env = "TESSERA_REFRESH_TOKEN_TTL", default_value = "14d", value_parser = duration)]
+    pub refresh_token_ttl: Duration,
+    /// Absolute limit of a refresh-token family from sign-in; at least the refresh TTL.
+    #[arg(long, env = "TESSERA_REFRESH_TOKEN_MAX_LIFETIME", default_value = "90d", value_parser = duration)]
+    pub refresh_token_max_lifetime: Duration,
+    /// Window in which a client may retry a refresh whose response was lost (0s = off, at most 5m).
+    #[arg(long, env = "TESSERA_REFRESH_GRACE", default_value = "0s", value_parser = duration)]
+    pub refresh_grace: Duration,
     /// Lifetime of a browser sign-in session.
     #[arg(long, env = "TESSERA_SESSION_TTL", default_value = "8h", value_parser = duration)]
     pub session_ttl: Duration,
@@ -209,6 +218,12 @@ pub enum UserCommand {
     },
     /// Re-enable a disabled user.
     Enable {
+        /// The login name.
+        name: String,
+    },
+    /// Sign a user out everywhere: revoke every refresh-token family and the access tokens
+    /// issued from them (after a password change or a stolen device).
+    RevokeTokens {
         /// The login name.
         name: String,
     },

@@ -49,7 +49,7 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         name: "Tessera demo app".into(),
         secret_hash: None,
         redirect_uris: vec![redirect_uri.clone()],
-        grant_types: vec![GrantType::AuthorizationCode],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         scopes: scopes.clone(),
         audiences: vec![AUDIENCE.into()],
         created_at: now,

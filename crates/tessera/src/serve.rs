@@ -50,6 +50,20 @@ fn check(args: &ServeArgs) -> Result<()> {
     if !within(args.session_ttl, 60, 30 * 86_400) {
         bail!("TESSERA_SESSION_TTL / --session-ttl must be between 1m and 30d");
     }
+    if !within(args.refresh_token_ttl, 3600, 365 * 86_400) {
+        bail!("TESSERA_REFRESH_TOKEN_TTL / --refresh-token-ttl must be between 1h and 365d");
+    }
+    if args.refresh_token_max_lifetime < args.refresh_token_ttl
+        || args.refresh_token_max_lifetime.as_secs() > 3 * 365 * 86_400
+    {
+        bail!(
+            "TESSERA_REFRESH_TOKEN_MAX_LIFETIME / --refresh-token-max-lifetime must be at least \
+             the refresh token TTL and at most 3 years"
+        );
+    }
+    if args.refresh_grace.as_secs() > 300 {
+        bail!("TESSERA_REFRESH_GRACE / --refresh-grace must be at most 5m");
+    }
     if args.jwks_max_age.as_secs() > 86_400 {
         bail!("TESSERA_JWKS_MAX_AGE / --jwks-max-age must be at most 24h");
     }
@@ -112,6 +126,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     policy.access_token_ttl = args.access_token_ttl;
     policy.code_ttl = args.code_ttl;
     policy.session_ttl = args.session_ttl;
+    policy.refresh_token_ttl = args.refresh_token_ttl;
+    policy.refresh_token_max_lifetime = args.refresh_token_max_lifetime;
+    policy.refresh_grace = args.refresh_grace;
     let issuer = policy.issuer.clone();
 
     let ports = store.ports(

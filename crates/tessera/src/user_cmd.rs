@@ -5,6 +5,8 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tessera_core::StoreError;
+use tessera_core::refresh_family::RefreshStore;
+use tessera_core::revocation::RevocationReason;
 use tessera_core::secret;
 use tessera_core::time::{Clock, SystemClock};
 use tessera_core::user::{self, User, UserStore};
@@ -51,6 +53,20 @@ pub async fn run(args: UserArgs) -> Result<()> {
         }
         UserCommand::Disable { name } => set_disabled(&store, &name, true).await,
         UserCommand::Enable { name } => set_disabled(&store, &name, false).await,
+        UserCommand::RevokeTokens { name } => {
+            let Some(user) = store.find_by_username(&name).await? else {
+                bail!("no user named `{name}`");
+            };
+            let families = store
+                .revoke_user_families(&user.id, RevocationReason::UserSignOut, SystemClock.now())
+                .await?;
+            println!(
+                "revoked {families} token famil{} of {name}; their refresh tokens no longer work \
+                 and their access tokens are on the revocation list",
+                if families == 1 { "y" } else { "ies" }
+            );
+            Ok(())
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 
 use crate::client::{AuthenticatedClient, GrantType};
 use crate::error::OAuthError;
-use crate::grant::{Subject, TokenResponse, issue};
+use crate::grant::{Subject, TokenResponse, UserGrantProof, access_token, refresh_token, response};
 use crate::params::Params;
-use crate::secret::SecretHash;
+use crate::refresh_family::{Family, NewGrant};
+use crate::revocation::RevocationReason;
+use crate::secret::{self, SecretHash};
 use crate::server::AuthorizationServer;
 
 /// Redeems an authorization code for an access token.
@@ -36,9 +38,10 @@ pub async fn exchange(
     if record.client_id != registered.id {
         return Err(OAuthError::InvalidGrant("the code is invalid"));
     }
-    // RFC 6749 §4.1.2: a code MUST NOT be used more than once.
+    // RFC 6749 §4.1.2: a code MUST NOT be used more than once; a second use SHOULD revoke
+    // the tokens issued from the first.
     if record.used_at.is_some() {
-        return Err(OAuthError::InvalidGrant("the code has already been used"));
+        return Err(replay(server, record.family_id.as_deref()).await);
     }
     let now = ports.clock.now();
     if now >= record.expires_at {
@@ -79,14 +82,58 @@ pub async fn exchange(
         .filter(|u| !u.disabled)
         .ok_or(OAuthError::InvalidGrant("the user is no longer active"))?;
 
-    // The single atomic step: of any concurrent redemptions exactly one gets here with `true`.
-    if !ports.codes.consume(&hash, now).await? {
-        return Err(OAuthError::InvalidGrant("the code has already been used"));
-    }
+    let family = Family {
+        id: secret::mint_id(ports.random.as_ref()),
+        client_id: registered.id.clone(),
+        user_id: user.id.clone(),
+        scope: record.scope.clone(),
+        audience: audience.clone(),
+        auth_time: record.auth_time,
+        created_at: now,
+        absolute_expires_at: now.plus(server.policy().refresh_token_max_lifetime),
+        revoked: None,
+    };
+    let refresh = registered
+        .allows(GrantType::RefreshToken)
+        .then(|| refresh_token(server, family.absolute_expires_at));
     let subject = Subject::User {
         user,
         auth_time: record.auth_time,
-        _pkce: pkce,
+        _proof: UserGrantProof::Pkce(pkce),
     };
-    issue(server, &client, subject, audience, &record.scope)
+    let access = access_token(server, &client, subject, audience, &record.scope)?;
+    let grant = NewGrant {
+        family,
+        refresh: refresh.as_ref().map(|(_, r)| r.clone()),
+        access: access.record.clone(),
+    };
+    // The single atomic step: of any concurrent redemptions exactly one gets `true`; the
+    // others are replays.
+    if !ports.codes.redeem(&hash, now, &grant).await? {
+        let family_id = ports.codes.find(&hash).await?.and_then(|r| r.family_id);
+        return Err(replay(server, family_id.as_deref()).await);
+    }
+    Ok(response(
+        server,
+        access,
+        refresh.map(|(s, _)| s),
+        &record.scope,
+    ))
+}
+
+/// Answers a replayed code: revokes what its first redemption issued (RFC 6749 §4.1.2,
+/// RFC 9700 §4.5.3) and refuses with `invalid_grant`.
+async fn replay(server: &AuthorizationServer, family_id: Option<&str>) -> OAuthError {
+    let ports = server.ports();
+    if let Some(id) = family_id {
+        let now = ports.clock.now();
+        if let Err(e) = ports
+            .refresh
+            .revoke_family(id, RevocationReason::CodeReplay, now)
+            .await
+        {
+            return e.into();
+        }
+    }
+    OAuthError::InvalidGrant("the code has already been used")
 }

@@ -2,7 +2,7 @@
 
 use crate::client::{AuthenticatedClient, GrantType};
 use crate::error::OAuthError;
-use crate::grant::{Subject, TokenResponse, issue};
+use crate::grant::{Subject, TokenResponse, access_token, response};
 use crate::params::Params;
 use crate::scope::ScopeSet;
 use crate::server::AuthorizationServer;
@@ -28,6 +28,7 @@ pub async fn grant(
     }
     let scope = ScopeSet::requested(params.get("scope")?, &registered.scopes)?;
     let audience = registered.audience(params.get("resource")?, &server.policy().issuer)?;
+    let access = access_token(server, &client, Subject::Client, audience, &scope)?;
     // RFC 6749 §4.4.3: a refresh token SHOULD NOT be included.
-    issue(server, &client, Subject::Client, audience, &scope)
+    Ok(response(server, access, None, &scope))
 }

@@ -1,10 +1,12 @@
-//! The token endpoint's grants, one module each (RFC 6749 §4).
+//! The token endpoint's grants, one module each (RFC 6749 §4, §6).
 //!
-//! Every grant ends in [`issue`], which needs an [`AuthenticatedClient`] and, for a user's
-//! token, a [`PkceVerified`] proof: a flow that skipped a check cannot mint a token.
+//! Every grant mints its access token through [`access_token`], which needs an
+//! [`AuthenticatedClient`] and, for a user's token, a [`UserGrantProof`]: a PKCE proof for a
+//! code, or a rotation proof for a refresh. A flow that skipped a check cannot mint a token.
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod refresh_token;
 
 use serde::Serialize;
 
@@ -12,8 +14,9 @@ use crate::access_token::AccessTokenClaims;
 use crate::client::AuthenticatedClient;
 use crate::error::OAuthError;
 use crate::pkce::PkceVerified;
+use crate::refresh_family::{IssuedAccessToken, NewRefreshToken, REFRESH_PREFIX};
 use crate::scope::ScopeSet;
-use crate::secret;
+use crate::secret::{self, SecretHash};
 use crate::server::AuthorizationServer;
 use crate::time::UnixTime;
 use crate::user::User;
@@ -27,32 +30,49 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Lifetime of the access token in seconds.
     pub expires_in: u64,
+    /// A new refresh token, when the grant issues one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// The granted scope (RFC 6749 §5.1: required when it differs from the request; always
     /// sent here so clients need not guess).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
 }
 
+/// How a user's token was earned.
+pub(crate) enum UserGrantProof {
+    /// A code redeemed with a verified PKCE verifier.
+    Pkce(PkceVerified),
+    /// A refresh token that was live and bound to this client.
+    Refresh(refresh_token::RefreshVerified),
+}
+
 /// On whose behalf a token is issued.
 pub(crate) enum Subject {
-    /// A user, through a code redeemed with a verified PKCE proof.
+    /// A user.
     User {
         user: User,
         auth_time: UnixTime,
-        _pkce: PkceVerified,
+        _proof: UserGrantProof,
     },
     /// The client itself (client credentials, RFC 6749 §4.4).
     Client,
 }
 
+/// A signed access token and what the store must remember about it.
+pub(crate) struct MintedAccessToken {
+    pub token: String,
+    pub record: IssuedAccessToken,
+}
+
 /// Mints an access token for an authenticated client.
-pub(crate) fn issue(
+pub(crate) fn access_token(
     server: &AuthorizationServer,
     client: &AuthenticatedClient,
     subject: Subject,
     audience: String,
     scope: &ScopeSet,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<MintedAccessToken, OAuthError> {
     let policy = server.policy();
     let ports = server.ports();
     let now = ports.clock.now();
@@ -63,11 +83,12 @@ pub(crate) fn issue(
         } => (user.id, Some(user.roles), Some(auth_time.0)),
         Subject::Client => (client.id.clone(), None, None),
     };
+    let exp = now.plus(policy.access_token_ttl);
     let claims = AccessTokenClaims {
         iss: policy.issuer.clone(),
         sub,
         aud: audience,
-        exp: now.plus(policy.access_token_ttl).0,
+        exp: exp.0,
         iat: now.0,
         nbf: now.0,
         jti: secret::mint_id(ports.random.as_ref()),
@@ -76,11 +97,45 @@ pub(crate) fn issue(
         roles,
         auth_time,
     };
-    let access_token = claims.sign(ports.keys.signing_key().as_ref())?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: policy.access_token_ttl.as_secs(),
-        scope: claims.scope,
+    let token = claims.sign(ports.keys.signing_key().as_ref())?;
+    Ok(MintedAccessToken {
+        token,
+        record: IssuedAccessToken {
+            jti: claims.jti,
+            expires_at: exp,
+        },
     })
+}
+
+/// A fresh refresh token: the secret for the client and the record for the store, expiring
+/// after the refresh TTL but never past `cap` (the family's absolute limit).
+pub(crate) fn refresh_token(
+    server: &AuthorizationServer,
+    cap: UnixTime,
+) -> (String, NewRefreshToken) {
+    let ports = server.ports();
+    let now = ports.clock.now();
+    let secret = secret::mint(ports.random.as_ref(), REFRESH_PREFIX);
+    let record = NewRefreshToken {
+        token_hash: SecretHash::of(&secret),
+        issued_at: now,
+        expires_at: now.plus(server.policy().refresh_token_ttl).min(cap),
+    };
+    (secret, record)
+}
+
+/// The response for a minted access token (and refresh token, if any).
+pub(crate) fn response(
+    server: &AuthorizationServer,
+    access: MintedAccessToken,
+    refresh_token: Option<String>,
+    scope: &ScopeSet,
+) -> TokenResponse {
+    TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: server.policy().access_token_ttl.as_secs(),
+        refresh_token,
+        scope: scope.to_string(),
+    }
 }

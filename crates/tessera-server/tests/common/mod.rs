@@ -59,8 +59,14 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server with a confidential client `svc` (client_credentials), a confidential
-    /// web client `web` and a public client `spa` (both authorization_code), and user `alice`.
+    /// web client `web` and a public client `spa` (both authorization_code and
+    /// refresh_token), and user `alice`.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with the default policy adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Policy)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let store = SqliteStore::open(&url).await.unwrap();
@@ -73,7 +79,9 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let ports = store.ports(Arc::new(ring), clock.clone(), Arc::new(OsRandom::default()));
-        let server = Arc::new(AuthorizationServer::new(ports, Policy::new(base.clone())));
+        let mut policy = Policy::new(base.clone());
+        adjust(&mut policy);
+        let server = Arc::new(AuthorizationServer::new(ports, policy));
         let state = AppState::new(server, Arc::new(AlwaysReady));
         let router = tessera_server::app(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -90,14 +98,10 @@ impl TestServer {
         };
         s.add_client("svc", Some(SECRET), &[GrantType::ClientCredentials], &[])
             .await;
-        s.add_client(
-            "web",
-            Some(SECRET),
-            &[GrantType::AuthorizationCode],
-            &[REDIRECT],
-        )
-        .await;
-        s.add_client("spa", None, &[GrantType::AuthorizationCode], &[REDIRECT])
+        let code_and_refresh = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+        s.add_client("web", Some(SECRET), &code_and_refresh, &[REDIRECT])
+            .await;
+        s.add_client("spa", None, &code_and_refresh, &[REDIRECT])
             .await;
         s.add_user("alice", PASSWORD, &["admin", "billing"]).await;
         s

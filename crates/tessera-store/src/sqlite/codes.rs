@@ -6,11 +6,12 @@ use sqlx::sqlite::SqliteRow;
 use tessera_core::StoreError;
 use tessera_core::authorization_code::{CodeRecord, CodeStore};
 use tessera_core::pkce::CodeChallenge;
+use tessera_core::refresh_family::NewGrant;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
 
-use super::{SqliteStore, hash_from, map_err};
+use super::{SqliteStore, hash_from, map_err, refresh};
 
 fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
     let get = |e: sqlx::Error| StoreError::backend(e);
@@ -30,6 +31,7 @@ fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
             .try_get::<Option<i64>, _>("used_at")
             .map_err(get)?
             .map(UnixTime),
+        family_id: row.try_get("family_id").map_err(get)?,
     })
 }
 
@@ -39,7 +41,7 @@ impl CodeStore for SqliteStore {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
              redirect_uri_explicit, code_challenge, scope, resource, auth_time, expires_at, \
-             used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             used_at, family_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.code_hash.0.to_vec())
         .bind(&r.client_id)
@@ -52,6 +54,7 @@ impl CodeStore for SqliteStore {
         .bind(r.auth_time.0)
         .bind(r.expires_at.0)
         .bind(r.used_at.map(|t| t.0))
+        .bind(&r.family_id)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -61,7 +64,7 @@ impl CodeStore for SqliteStore {
     async fn find(&self, code_hash: &SecretHash) -> Result<Option<CodeRecord>, StoreError> {
         sqlx::query(
             "SELECT code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, \
-             code_challenge, scope, resource, auth_time, expires_at, used_at \
+             code_challenge, scope, resource, auth_time, expires_at, used_at, family_id \
              FROM authorization_codes WHERE code_hash = ?",
         )
         .bind(code_hash.0.to_vec())
@@ -73,17 +76,35 @@ impl CodeStore for SqliteStore {
         .transpose()
     }
 
-    async fn consume(&self, code_hash: &SecretHash, now: UnixTime) -> Result<bool, StoreError> {
-        // One conditional UPDATE is the compare-and-set: the row flips from unused to used for
-        // exactly one caller, whatever the concurrency.
+    async fn redeem(
+        &self,
+        code_hash: &SecretHash,
+        now: UnixTime,
+        grant: &NewGrant,
+    ) -> Result<bool, StoreError> {
+        // BEGIN IMMEDIATE takes the write lock up front (waiting out other writers), so the
+        // conditional UPDATE below is the compare-and-set: exactly one caller flips the code
+        // from unused to used, and only that caller stores the grant.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
         let done = sqlx::query(
-            "UPDATE authorization_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+            "UPDATE authorization_codes SET used_at = ?, family_id = ? \
+             WHERE code_hash = ? AND used_at IS NULL",
         )
         .bind(now.0)
+        .bind(&grant.family.id)
         .bind(code_hash.0.to_vec())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        refresh::insert_grant(&mut tx, grant).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 }

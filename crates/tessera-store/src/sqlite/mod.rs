@@ -7,6 +7,7 @@
 mod clients;
 mod codes;
 mod keys;
+mod refresh;
 mod sessions;
 mod users;
 
@@ -26,13 +27,27 @@ use tessera_core::{Ports, StoreError};
 
 /// The SQLite migrations, embedded in the binary.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("foundation"),
-        MigrationType::Simple,
-        include_str!("../../migrations/sqlite/0001_foundation.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version, name, sql: &'static str| {
+        Migration::new(
+            version,
+            Cow::Borrowed(name),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "foundation",
+            include_str!("../../migrations/sqlite/0001_foundation.sql"),
+        ),
+        migration(
+            2,
+            "refresh families",
+            include_str!("../../migrations/sqlite/0002_refresh_families.sql"),
+        ),
+    ])
 }
 
 /// Every store port on one SQLite database.
@@ -81,7 +96,9 @@ impl SqliteStore {
             clients: shared.clone(),
             users: shared.clone(),
             codes: shared.clone(),
-            sessions: shared,
+            sessions: shared.clone(),
+            refresh: shared.clone(),
+            revocations: shared,
             keys,
             clock,
             random,

@@ -1,0 +1,345 @@
+//! `RefreshStore` and `RevocationList` on SQLite.
+//!
+//! Every multi-statement step runs in a `BEGIN IMMEDIATE` transaction whose first write is
+//! a conditional UPDATE: SQLite admits one writer at a time, so the UPDATE's row count is
+//! the compare-and-set, and the loser changes nothing.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+use tessera_core::StoreError;
+use tessera_core::refresh_family::{
+    Family, IssuedAccessToken, NewGrant, NewRefreshToken, RefreshStore, RefreshToken,
+};
+use tessera_core::revocation::{Revocation, RevocationList, RevocationReason};
+use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretHash;
+use tessera_core::time::UnixTime;
+
+use super::{SqliteStore, hash_from, map_err};
+
+/// Stores a new family, its first refresh token and its first access token record, inside
+/// the caller's transaction (the code redemption).
+pub(super) async fn insert_grant(
+    tx: &mut Transaction<'static, Sqlite>,
+    grant: &NewGrant,
+) -> Result<(), StoreError> {
+    let f = &grant.family;
+    sqlx::query(
+        "INSERT INTO refresh_families (id, client_id, user_id, scope, audience, auth_time, \
+         created_at, absolute_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&f.id)
+    .bind(&f.client_id)
+    .bind(&f.user_id)
+    .bind(f.scope.to_string())
+    .bind(&f.audience)
+    .bind(f.auth_time.0)
+    .bind(f.created_at.0)
+    .bind(f.absolute_expires_at.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if let Some(r) = &grant.refresh {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(r.token_hash.0.to_vec())
+        .bind(&f.id)
+        .bind(r.issued_at.0)
+        .bind(r.expires_at.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    record_access(tx, &f.id, &grant.access).await
+}
+
+async fn record_access(
+    tx: &mut Transaction<'static, Sqlite>,
+    family_id: &str,
+    access: &IssuedAccessToken,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO family_access_tokens (jti, family_id, expires_at) VALUES (?, ?, ?)")
+        .bind(&access.jti)
+        .bind(family_id)
+        .bind(access.expires_at.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Stores `new` in the family of `old` (which must exist), with the access token record.
+async fn insert_successor(
+    tx: &mut Transaction<'static, Sqlite>,
+    old: &SecretHash,
+    new: &NewRefreshToken,
+    access: &IssuedAccessToken,
+) -> Result<(), StoreError> {
+    let family_id: String =
+        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = ?")
+            .bind(old.0.to_vec())
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
+         VALUES (?, ?, ?, ?)",
+    )
+    .bind(new.token_hash.0.to_vec())
+    .bind(&family_id)
+    .bind(new.issued_at.0)
+    .bind(new.expires_at.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    record_access(tx, &family_id, access).await
+}
+
+fn row_to_pair(row: &SqliteRow) -> Result<(RefreshToken, Family), StoreError> {
+    let get = |e: sqlx::Error| StoreError::backend(e);
+    let family_id: String = row.try_get("family_id").map_err(get)?;
+    let scope: String = row.try_get("scope").map_err(get)?;
+    let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(get)?;
+    let reason: Option<String> = row.try_get("revoked_reason").map_err(get)?;
+    let revoked = match (revoked_at, reason) {
+        (Some(at), Some(reason)) => Some(Revocation {
+            at: UnixTime(at),
+            reason: RevocationReason::parse(&reason)
+                .ok_or_else(|| StoreError::Backend("unknown revocation reason".into()))?,
+        }),
+        _ => None,
+    };
+    let successor: Option<Vec<u8>> = row.try_get("successor_hash").map_err(get)?;
+    let token = RefreshToken {
+        token_hash: hash_from(row.try_get("token_hash").map_err(get)?)?,
+        family_id: family_id.clone(),
+        issued_at: UnixTime(row.try_get("issued_at").map_err(get)?),
+        expires_at: UnixTime(row.try_get("expires_at").map_err(get)?),
+        rotated_at: row
+            .try_get::<Option<i64>, _>("rotated_at")
+            .map_err(get)?
+            .map(UnixTime),
+        successor: successor.map(hash_from).transpose()?,
+    };
+    let family = Family {
+        id: family_id,
+        client_id: row.try_get("client_id").map_err(get)?,
+        user_id: row.try_get("user_id").map_err(get)?,
+        scope: ScopeSet::from_tokens(scope.split(' ').filter(|s| !s.is_empty())),
+        audience: row.try_get("audience").map_err(get)?,
+        auth_time: UnixTime(row.try_get("auth_time").map_err(get)?),
+        created_at: UnixTime(row.try_get("created_at").map_err(get)?),
+        absolute_expires_at: UnixTime(row.try_get("absolute_expires_at").map_err(get)?),
+        revoked,
+    };
+    Ok((token, family))
+}
+
+#[async_trait]
+impl RefreshStore for SqliteStore {
+    async fn find(
+        &self,
+        token_hash: &SecretHash,
+    ) -> Result<Option<(RefreshToken, Family)>, StoreError> {
+        sqlx::query(
+            "SELECT t.token_hash, t.family_id, t.issued_at, t.expires_at, t.rotated_at, \
+             t.successor_hash, f.client_id, f.user_id, f.scope, f.audience, f.auth_time, \
+             f.created_at, f.absolute_expires_at, f.revoked_at, f.revoked_reason \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.token_hash = ?",
+        )
+        .bind(token_hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(row_to_pair)
+        .transpose()
+    }
+
+    async fn rotate(
+        &self,
+        old: &SecretHash,
+        new: &NewRefreshToken,
+        access: &IssuedAccessToken,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
+             WHERE token_hash = ? AND rotated_at IS NULL AND family_id IN \
+             (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+        )
+        .bind(now.0)
+        .bind(new.token_hash.0.to_vec())
+        .bind(old.0.to_vec())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_successor(&mut tx, old, new, access).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn supersede(
+        &self,
+        old: &SecretHash,
+        stale: &SecretHash,
+        new: &NewRefreshToken,
+        access: &IssuedAccessToken,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = ? \
+             WHERE token_hash = ? AND rotated_at IS NULL \
+             AND token_hash = (SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?) \
+             AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+        )
+        .bind(now.0)
+        .bind(stale.0.to_vec())
+        .bind(old.0.to_vec())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE refresh_tokens SET successor_hash = ? WHERE token_hash = ?")
+            .bind(new.token_hash.0.to_vec())
+            .bind(old.0.to_vec())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_successor(&mut tx, old, new, access).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        reason: RevocationReason,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+             WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(reason.as_str())
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+             SELECT jti, expires_at, ?, ? FROM family_access_tokens \
+             WHERE family_id = ? AND expires_at > ? \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(now.0)
+        .bind(reason.as_str())
+        .bind(family_id)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn revoke_user_families(
+        &self,
+        user_id: &str,
+        reason: RevocationReason,
+        now: UnixTime,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+             SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
+             JOIN refresh_families f ON f.id = a.family_id \
+             WHERE f.user_id = ? AND f.revoked_at IS NULL AND a.expires_at > ? \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(now.0)
+        .bind(reason.as_str())
+        .bind(user_id)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+             WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(reason.as_str())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl RevocationList for SqliteStore {
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: UnixTime,
+        revocation: Revocation,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at.0)
+        .bind(revocation.at.0)
+        .bind(revocation.reason.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM revoked_access_tokens WHERE jti = ?")
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(found.is_some())
+    }
+}
