@@ -467,3 +467,70 @@ def test_unknown_client_with_basic_is_401_with_challenge(metadata):
     )
     assert_oauth_error(response, 401, "invalid_client")
     assert response.headers.get("WWW-Authenticate", "").lower().startswith("basic")
+
+
+# --- e. refresh rotation and revocation -------------------------------------------------------
+
+
+def redeem_with_authlib(metadata, public_client, user) -> tuple[OAuth2Session, dict]:
+    session, verifier, _state, code = fresh_code(metadata, public_client, user)
+    token = session.fetch_token(
+        metadata["token_endpoint"],
+        code=code,
+        grant_type="authorization_code",
+        code_verifier=verifier,
+    )
+    check_token_response(token)
+    return session, token
+
+
+def raw_refresh(metadata, public_client, refresh_token: str) -> requests.Response:
+    return raw_token_request(
+        metadata,
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": public_client[0],
+        },
+    )
+
+
+def test_refresh_rotation_with_authlib(metadata, jwks_client, public_client, user, issuer, audience):
+    session, token = redeem_with_authlib(metadata, public_client, user)
+    first = token["refresh_token"]
+    assert first.startswith("tsr_"), first
+
+    renewed = session.refresh_token(metadata["token_endpoint"], refresh_token=first)
+    check_token_response(renewed)
+    second = renewed["refresh_token"]
+    assert second != first, "every refresh returns a new refresh token"
+    claims = verify_access_token(renewed["access_token"], jwks_client, issuer, audience)
+    assert claims["client_id"] == public_client[0]
+    assert claims["scope"] == "read"
+
+    third = session.refresh_token(metadata["token_endpoint"], refresh_token=second)
+    assert third["refresh_token"] not in (first, second)
+
+    # Presenting a rotated token is reuse: refused, and the whole family dies with it.
+    assert_oauth_error(raw_refresh(metadata, public_client, first), 400, "invalid_grant")
+    assert_oauth_error(
+        raw_refresh(metadata, public_client, third["refresh_token"]), 400, "invalid_grant"
+    )
+
+
+def test_revocation_with_authlib(metadata, public_client, user):
+    assert metadata["revocation_endpoint"].endswith("/api/v2/auth/revoke")
+    session, token = redeem_with_authlib(metadata, public_client, user)
+    response = session.revoke_token(
+        metadata["revocation_endpoint"],
+        token=token["refresh_token"],
+        token_type_hint="refresh_token",
+    )
+    assert response.status_code == 200, response.text
+    assert response.text == ""
+    assert_oauth_error(
+        raw_refresh(metadata, public_client, token["refresh_token"]), 400, "invalid_grant"
+    )
+    # Unknown tokens are answered the same way (RFC 7009 §2.2).
+    response = session.revoke_token(metadata["revocation_endpoint"], token="tsr_unknown")
+    assert response.status_code == 200, response.text
