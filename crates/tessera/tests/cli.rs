@@ -276,6 +276,10 @@ fn user_administration() {
             .success()
     );
     fails_with(d, &["user", "disable", "nobody"], None, "no user");
+    let out = tessera(d, &["user", "revoke-tokens", "bob"], None);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked 0 token families"));
+    fails_with(d, &["user", "revoke-tokens", "nobody"], None, "no user");
     let list = ok_json(d, &["user", "list", "--format", "json"], None);
     let users = list.as_array().unwrap();
     assert_eq!(users.len(), 2);
