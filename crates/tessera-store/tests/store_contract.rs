@@ -13,6 +13,10 @@ use tessera_core::authorization_code::{CodeRecord, CodeStore};
 use tessera_core::client::{Client, ClientStore, GrantType};
 use tessera_core::keys::{Jwk, KeyRing, KeyStore, StoredKey};
 use tessera_core::pkce::CodeChallenge;
+use tessera_core::refresh_family::{
+    Family, IssuedAccessToken, NewGrant, NewRefreshToken, RefreshStore, RefreshToken,
+};
+use tessera_core::revocation::{Revocation, RevocationList, RevocationReason};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::session::{Session, SessionStore};
@@ -23,8 +27,20 @@ use tessera_store::SqliteStore;
 use tessera_store::key_material::StaticKeyRing;
 
 /// Every store port, as one adapter implements them.
-trait Store: ClientStore + UserStore + CodeStore + SessionStore + KeyStore {}
-impl<S: ClientStore + UserStore + CodeStore + SessionStore + KeyStore> Store for S {}
+trait Store:
+    ClientStore + UserStore + CodeStore + SessionStore + KeyStore + RefreshStore + RevocationList
+{
+}
+impl<S> Store for S where
+    S: ClientStore
+        + UserStore
+        + CodeStore
+        + SessionStore
+        + KeyStore
+        + RefreshStore
+        + RevocationList
+{
+}
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -86,6 +102,69 @@ fn code(secret: &str, client_id: &str, user_id: &str, resource: Option<&str>) ->
         auth_time: UnixTime(1_700_000_500),
         expires_at: UnixTime(1_700_000_560),
         used_at: None,
+        family_id: None,
+    }
+}
+
+/// Base time of families, refresh and access tokens: far in the future, so no adapter
+/// housekeeping keyed on the wall clock can drop a revocation entry mid-check.
+const T0: i64 = 4_000_000_000;
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+
+fn family(id: &str, client_id: &str, user_id: &str) -> Family {
+    Family {
+        id: id.to_owned(),
+        client_id: client_id.to_owned(),
+        user_id: user_id.to_owned(),
+        scope: ScopeSet::from_tokens(["openid", "read"]),
+        audience: "https://api.example".into(),
+        auth_time: UnixTime(T0 - 60),
+        created_at: UnixTime(T0),
+        absolute_expires_at: UnixTime(T0 + 30 * DAY),
+        revoked: None,
+    }
+}
+
+fn refresh_hash(tag: &str) -> SecretHash {
+    SecretHash::of(&format!("tsr_{tag}"))
+}
+
+/// The refresh token `tsr_{tag}`, issued at `at` and valid for a day.
+fn new_refresh(tag: &str, at: i64) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: refresh_hash(tag),
+        issued_at: UnixTime(at),
+        expires_at: UnixTime(at + DAY),
+    }
+}
+
+fn access(jti: &str, expires_at: i64) -> IssuedAccessToken {
+    IssuedAccessToken {
+        jti: jti.to_owned(),
+        expires_at: UnixTime(expires_at),
+    }
+}
+
+/// What redeeming a code of `client_id`/`user_id` creates: family `fam-{tag}`, first
+/// refresh token `tsr_{tag}` and access token `jti-{tag}`, issued at `T0`.
+fn grant(tag: &str, client_id: &str, user_id: &str) -> NewGrant {
+    NewGrant {
+        family: family(&format!("fam-{tag}"), client_id, user_id),
+        refresh: Some(new_refresh(tag, T0)),
+        access: access(&format!("jti-{tag}"), T0 + HOUR),
+    }
+}
+
+/// The refresh token stored for `new` in `family_id`, not yet rotated.
+fn live_token(new: &NewRefreshToken, family_id: &str) -> RefreshToken {
+    RefreshToken {
+        token_hash: new.token_hash,
+        family_id: family_id.to_owned(),
+        issued_at: new.issued_at,
+        expires_at: new.expires_at,
+        rotated_at: None,
+        successor: None,
     }
 }
 
@@ -124,6 +203,71 @@ async fn seed_owner<S: Store>(store: &S, client_id: &str, user_id: &str) {
     UserStore::create(store, &user(user_id, &format!("name-of-{user_id}")))
         .await
         .unwrap();
+}
+
+/// Issues code `tsc_{tag}` and redeems it with `grant(tag, ..)`, starting a family; the
+/// client and user must exist.
+async fn start_family<S: Store>(store: &S, tag: &str, client_id: &str, user_id: &str) -> NewGrant {
+    let record = code(&format!("tsc_{tag}"), client_id, user_id, None);
+    CodeStore::insert(store, &record).await.unwrap();
+    let grant = grant(tag, client_id, user_id);
+    assert!(
+        CodeStore::redeem(store, &record.code_hash, UnixTime(T0), &grant)
+            .await
+            .unwrap(),
+        "redeem of a fresh code"
+    );
+    grant
+}
+
+async fn find_token<S: Store>(store: &S, hash: &SecretHash) -> Option<(RefreshToken, Family)> {
+    RefreshStore::find(store, hash).await.unwrap()
+}
+
+async fn is_revoked<S: Store>(store: &S, jti: &str) -> bool {
+    RevocationList::is_access_token_revoked(store, jti)
+        .await
+        .unwrap()
+}
+
+/// Asserts that `grant` was stored: its first refresh token is findable, live, and in the
+/// grant's family.
+async fn assert_grant_stored<S: Store>(store: &S, grant: &NewGrant) {
+    let first = grant
+        .refresh
+        .as_ref()
+        .expect("a grant with a refresh token");
+    let (token, family) = find_token(store, &first.token_hash)
+        .await
+        .unwrap_or_else(|| panic!("the first refresh token of {} is stored", grant.family.id));
+    assert_eq!(family, grant.family);
+    assert_eq!(token, live_token(first, &grant.family.id));
+}
+
+/// Asserts that nothing of `grant` was stored.
+async fn assert_grant_absent<S: Store>(store: &S, grant: &NewGrant) {
+    if let Some(first) = &grant.refresh {
+        assert_eq!(
+            find_token(store, &first.token_hash).await,
+            None,
+            "the refresh token of {} must not be stored",
+            grant.family.id
+        );
+    }
+    // The port has no family lookup; revoke_family answers false for an unknown family.
+    assert!(
+        !RefreshStore::revoke_family(
+            store,
+            &grant.family.id,
+            RevocationReason::CodeReplay,
+            UnixTime(T0)
+        )
+        .await
+        .unwrap(),
+        "family {} must not be stored",
+        grant.family.id
+    );
+    assert!(!is_revoked(store, &grant.access.jti).await);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -500,7 +644,7 @@ async fn check_code_duplicate_hash_is_rejected<S: Store>(store: &S) {
     );
 }
 
-async fn check_code_consume_once<S: Store>(store: &S) {
+async fn check_code_redeem_once<S: Store>(store: &S) {
     seed_owner(store, "client", "user").await;
     let record = code("tsc_once", "client", "user", Some("https://api.example"));
     let other = code("tsc_other", "client", "user", None);
@@ -508,51 +652,131 @@ async fn check_code_consume_once<S: Store>(store: &S) {
     CodeStore::insert(store, &other).await.unwrap();
 
     let now = UnixTime(1_700_000_530);
+    let first = grant("first", "client", "user");
     assert!(
-        CodeStore::consume(store, &record.code_hash, now)
+        CodeStore::redeem(store, &record.code_hash, now, &first)
             .await
             .unwrap()
     );
+    let second = grant("second", "client", "user");
     assert!(
-        !CodeStore::consume(store, &record.code_hash, UnixTime(1_700_000_540))
+        !CodeStore::redeem(store, &record.code_hash, UnixTime(1_700_000_540), &second)
             .await
             .unwrap()
     );
 
-    // The used code stays findable, marked with the time of the first (winning) consume.
+    // The used code stays findable, marked with the time and family of the winning redeem.
     let found = CodeStore::find(store, &record.code_hash)
         .await
         .unwrap()
         .expect("a used code stays findable");
     assert_eq!(found.used_at, Some(now));
+    assert_eq!(found.family_id.as_deref(), Some("fam-first"));
     assert_eq!(
         CodeRecord {
             used_at: None,
+            family_id: None,
             ..found
         },
         record
     );
+    // The winner stored its grant; the loser stored nothing.
+    assert_grant_stored(store, &first).await;
+    assert_grant_absent(store, &second).await;
 
     // Other codes are untouched.
     assert_eq!(
         CodeStore::find(store, &other.code_hash).await.unwrap(),
         Some(other)
     );
-    // An unknown code is never consumed.
+    // An unknown code is never redeemed, and its grant is not stored.
+    let stray = grant("stray", "client", "user");
     assert!(
-        !CodeStore::consume(store, &SecretHash::of("tsc_unknown"), now)
+        !CodeStore::redeem(store, &SecretHash::of("tsc_unknown"), now, &stray)
             .await
             .unwrap()
     );
+    assert_grant_absent(store, &stray).await;
 }
 
-async fn check_code_inserted_used_cannot_be_consumed<S: Store>(store: &S) {
+async fn check_code_redeem_without_refresh_token<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    let record = code("tsc_norefresh", "client", "user", None);
+    CodeStore::insert(store, &record).await.unwrap();
+    let grant = NewGrant {
+        refresh: None,
+        ..grant("norefresh", "client", "user")
+    };
+    assert!(
+        CodeStore::redeem(store, &record.code_hash, UnixTime(T0), &grant)
+            .await
+            .unwrap()
+    );
+    let found = CodeStore::find(store, &record.code_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.family_id.as_deref(), Some("fam-norefresh"));
+    assert_eq!(find_token(store, &refresh_hash("norefresh")).await, None);
+    // The family and its access token were stored: revoking the family revokes the token.
+    assert!(!is_revoked(store, "jti-norefresh").await);
+    assert!(
+        RefreshStore::revoke_family(
+            store,
+            "fam-norefresh",
+            RevocationReason::CodeReplay,
+            UnixTime(T0 + 1)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(is_revoked(store, "jti-norefresh").await);
+}
+
+async fn check_code_redeem_is_atomic<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    start_family(store, "taken", "client", "user").await;
+    let record = code("tsc_clash", "client", "user", None);
+    CodeStore::insert(store, &record).await.unwrap();
+
+    // A grant that cannot be stored (its family id exists) fails the whole redeem.
+    let clashing = NewGrant {
+        family: family("fam-taken", "client", "user"),
+        ..grant("clash", "client", "user")
+    };
+    assert!(
+        CodeStore::redeem(store, &record.code_hash, UnixTime(T0 + 5), &clashing)
+            .await
+            .is_err(),
+        "a grant whose family id exists cannot be stored"
+    );
+    assert_eq!(
+        CodeStore::find(store, &record.code_hash).await.unwrap(),
+        Some(record.clone()),
+        "a failed redeem leaves the code unused"
+    );
+    assert_eq!(find_token(store, &refresh_hash("clash")).await, None);
+    assert!(!is_revoked(store, "jti-clash").await);
+
+    // The code can still be redeemed with a grant that can be stored.
+    let good = grant("good", "client", "user");
+    assert!(
+        CodeStore::redeem(store, &record.code_hash, UnixTime(T0 + 6), &good)
+            .await
+            .unwrap()
+    );
+    assert_grant_stored(store, &good).await;
+}
+
+async fn check_code_inserted_used_cannot_be_redeemed<S: Store>(store: &S) {
     seed_owner(store, "client", "user").await;
     let mut record = code("tsc_used", "client", "user", None);
     record.used_at = Some(UnixTime(1_700_000_501));
+    record.family_id = Some("fam-earlier".into());
     CodeStore::insert(store, &record).await.unwrap();
+    let late = grant("late", "client", "user");
     assert!(
-        !CodeStore::consume(store, &record.code_hash, UnixTime(1_700_000_502))
+        !CodeStore::redeem(store, &record.code_hash, UnixTime(1_700_000_502), &late)
             .await
             .unwrap()
     );
@@ -560,9 +784,10 @@ async fn check_code_inserted_used_cannot_be_consumed<S: Store>(store: &S) {
         CodeStore::find(store, &record.code_hash).await.unwrap(),
         Some(record)
     );
+    assert_grant_absent(store, &late).await;
 }
 
-async fn check_code_consume_concurrent<S>(store: &S)
+async fn check_code_redeem_concurrent<S>(store: &S)
 where
     S: Store + Clone + 'static,
 {
@@ -571,6 +796,7 @@ where
     let record = code("tsc_race", "client", "user", None);
     CodeStore::insert(store, &record).await.unwrap();
 
+    // Every task brings its own grant: its own family id, refresh token and jti.
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(TASKS as usize));
     let tasks: Vec<_> = (0..TASKS)
         .map(|i| {
@@ -578,39 +804,65 @@ where
             let barrier = barrier.clone();
             let hash = record.code_hash;
             tokio::spawn(async move {
+                let grant = grant(&format!("race-{i}"), "client", "user");
                 barrier.wait().await;
                 let now = UnixTime(1_700_000_510 + i);
-                CodeStore::consume(&store, &hash, now)
+                CodeStore::redeem(&store, &hash, now, &grant)
                     .await
-                    .map(|won| (won, now))
+                    .map(|won| (won, now, grant))
             })
         })
         .collect();
 
     let mut winners = Vec::new();
+    let mut grants = Vec::new();
     for task in tasks {
-        let (won, now) = task
+        let (won, now, grant) = task
             .await
             .expect("task panicked")
-            .expect("consume failed under concurrency");
+            .expect("redeem failed under concurrency");
         if won {
-            winners.push(now);
+            winners.push((now, grant.family.id.clone()));
         }
+        grants.push(grant);
     }
     assert_eq!(
         winners.len(),
         1,
-        "exactly one concurrent consume must win, got {winners:?}"
+        "exactly one concurrent redeem must win, got {winners:?}"
     );
+    let (won_at, won_family) = winners.pop().unwrap();
     let found = CodeStore::find(store, &record.code_hash)
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(found.used_at, Some(won_at), "used_at is the winner's time");
     assert_eq!(
-        found.used_at,
-        Some(winners[0]),
-        "used_at is the winner's time"
+        found.family_id.as_deref(),
+        Some(won_family.as_str()),
+        "family_id is the winner's family"
     );
+
+    // Exactly one family exists: the winner's.
+    let mut stored = Vec::new();
+    for grant in &grants {
+        let first = grant.refresh.as_ref().unwrap();
+        if let Some((_, family)) = find_token(store, &first.token_hash).await {
+            stored.push(family.id);
+        }
+    }
+    assert_eq!(
+        stored,
+        vec![won_family.clone()],
+        "only the winner's grant is stored"
+    );
+    for grant in &grants {
+        if grant.family.id == won_family {
+            assert_grant_stored(store, grant).await;
+        } else {
+            assert_grant_absent(store, grant).await;
+        }
+    }
 }
 
 async fn check_code_foreign_keys<S: Store>(store: &S) {
@@ -653,11 +905,18 @@ async fn check_client_delete_cascades_codes<S: Store>(store: &S) {
     for r in [&unused, &used, &kept] {
         CodeStore::insert(store, r).await.unwrap();
     }
+    let doomed_grant = grant("used", "doomed", "user");
     assert!(
-        CodeStore::consume(store, &used.code_hash, UnixTime(1_700_000_520))
-            .await
-            .unwrap()
+        CodeStore::redeem(
+            store,
+            &used.code_hash,
+            UnixTime(1_700_000_520),
+            &doomed_grant
+        )
+        .await
+        .unwrap()
     );
+    let survivor_grant = start_family(store, "survivor", "survivor", "user").await;
 
     assert!(ClientStore::delete(store, "doomed").await.unwrap());
 
@@ -666,16 +925,21 @@ async fn check_client_delete_cascades_codes<S: Store>(store: &S) {
         None
     );
     assert_eq!(CodeStore::find(store, &used.code_hash).await.unwrap(), None);
+    let late = grant("late", "doomed", "user");
     assert!(
-        !CodeStore::consume(store, &unused.code_hash, UnixTime(1_700_000_530))
+        !CodeStore::redeem(store, &unused.code_hash, UnixTime(1_700_000_530), &late)
             .await
             .unwrap(),
         "a code of a deleted client cannot be redeemed"
     );
+    assert_grant_absent(store, &late).await;
+    // The deleted client's grants go with it.
+    assert_eq!(find_token(store, &refresh_hash("used")).await, None);
     assert_eq!(
         CodeStore::find(store, &kept.code_hash).await.unwrap(),
         Some(kept)
     );
+    assert_grant_stored(store, &survivor_grant).await;
     // The user is not affected by deleting the client.
     assert!(UserStore::find(store, "user").await.unwrap().is_some());
 }
@@ -812,6 +1076,674 @@ async fn check_key_ring_generates_once<S: Store>(store: &S) {
     assert_eq!(a, b);
 }
 
+async fn check_key_ring_verifies_its_signatures<S: Store>(store: &S) {
+    let master = master_key();
+    let (ring, _) = StaticKeyRing::load_or_generate(store, &master, UnixTime(1_000))
+        .await
+        .unwrap();
+    let key = ring.signing_key();
+    let kid = key.kid().to_owned();
+    assert_eq!(key.alg(), "RS256");
+    let message = b"header.payload";
+    let signature = key.sign(message).unwrap();
+
+    assert!(ring.verify(&kid, "RS256", message, &signature));
+    // A ring reloaded from the store verifies the same signature.
+    let (reloaded, generated) = StaticKeyRing::load_or_generate(store, &master, UnixTime(2_000))
+        .await
+        .unwrap();
+    assert!(!generated);
+    assert!(reloaded.verify(&kid, "RS256", message, &signature));
+
+    assert!(!ring.verify("unknown-kid", "RS256", message, &signature));
+    assert!(!ring.verify("", "RS256", message, &signature));
+    for alg in ["HS256", "none", "rs256", "RS384", "PS256", ""] {
+        assert!(
+            !ring.verify(&kid, alg, message, &signature),
+            "alg {alg:?} must not verify"
+        );
+    }
+    assert!(!ring.verify(&kid, "RS256", b"header.payloaD", &signature));
+    assert!(!ring.verify(&kid, "RS256", b"", &signature));
+    let mut tampered = signature.clone();
+    tampered[0] ^= 1;
+    assert!(!ring.verify(&kid, "RS256", message, &tampered));
+    let mut tampered = signature.clone();
+    *tampered.last_mut().unwrap() ^= 0x80;
+    assert!(!ring.verify(&kid, "RS256", message, &tampered));
+    assert!(!ring.verify(&kid, "RS256", message, &signature[1..]));
+    assert!(!ring.verify(&kid, "RS256", message, &[]));
+}
+
+// ---------------------------------------------------------------------------------------
+// Refresh-token families
+// ---------------------------------------------------------------------------------------
+
+async fn check_refresh_find_unknown<S: Store>(store: &S) {
+    assert_eq!(find_token(store, &refresh_hash("unknown")).await, None);
+}
+
+async fn check_refresh_rotate<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    let grant = start_family(store, "a", "client", "user").await;
+    let other = start_family(store, "b", "client", "user").await;
+    let old = refresh_hash("a");
+
+    let now = UnixTime(T0 + 100);
+    let next = new_refresh("a2", now.0);
+    assert!(
+        RefreshStore::rotate(store, &old, &next, &access("jti-a2", now.0 + HOUR), now)
+            .await
+            .unwrap()
+    );
+
+    // The old token is rotated, pointing at its successor; its family is unchanged.
+    let (token, family) = find_token(store, &old).await.unwrap();
+    assert_eq!(
+        token,
+        RefreshToken {
+            rotated_at: Some(now),
+            successor: Some(next.token_hash),
+            ..live_token(grant.refresh.as_ref().unwrap(), "fam-a")
+        }
+    );
+    assert_eq!(family, grant.family);
+    // The successor is live, in the same family, with the given times.
+    let (token, family) = find_token(store, &next.token_hash).await.unwrap();
+    assert_eq!(token, live_token(&next, "fam-a"));
+    assert_eq!(family, grant.family);
+
+    // The old token cannot be rotated again; the second attempt stores nothing.
+    let again = new_refresh("a3", now.0 + 1);
+    assert!(
+        !RefreshStore::rotate(
+            store,
+            &old,
+            &again,
+            &access("jti-a3", now.0 + HOUR),
+            UnixTime(now.0 + 1)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(find_token(store, &again.token_hash).await, None);
+    let (token, _) = find_token(store, &old).await.unwrap();
+    assert_eq!(token.rotated_at, Some(now));
+    assert_eq!(token.successor, Some(next.token_hash));
+    assert_eq!(
+        find_token(store, &next.token_hash).await.unwrap().0,
+        live_token(&next, "fam-a")
+    );
+
+    // An unknown token is never rotated.
+    let stray = new_refresh("stray", now.0);
+    assert!(
+        !RefreshStore::rotate(
+            store,
+            &refresh_hash("unknown"),
+            &stray,
+            &access("jti-stray", now.0 + HOUR),
+            now
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(find_token(store, &stray.token_hash).await, None);
+
+    // The successor rotates in turn; the other family is untouched throughout.
+    let third = new_refresh("a4", now.0 + 10);
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &next.token_hash,
+            &third,
+            &access("jti-a4", now.0 + HOUR),
+            UnixTime(now.0 + 10)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        find_token(store, &third.token_hash).await.unwrap().0,
+        live_token(&third, "fam-a")
+    );
+    assert_grant_stored(store, &other).await;
+}
+
+async fn check_refresh_rotate_concurrent<S>(store: &S)
+where
+    S: Store + Clone + 'static,
+{
+    const TASKS: i64 = 16;
+    seed_owner(store, "client", "user").await;
+    let grant = start_family(store, "race", "client", "user").await;
+    let old = refresh_hash("race");
+
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(TASKS as usize));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                let next = new_refresh(&format!("race-next-{i}"), T0 + 100);
+                let jti = access(&format!("jti-race-{i}"), T0 + HOUR);
+                barrier.wait().await;
+                RefreshStore::rotate(&store, &old, &next, &jti, UnixTime(T0 + 100 + i))
+                    .await
+                    .map(|won| (won, next))
+            })
+        })
+        .collect();
+
+    let mut winners = Vec::new();
+    let mut successors = Vec::new();
+    for task in tasks {
+        let (won, next) = task
+            .await
+            .expect("task panicked")
+            .expect("rotate failed under concurrency");
+        if won {
+            winners.push(next.token_hash);
+        }
+        successors.push(next);
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one concurrent rotate must win, got {winners:?}"
+    );
+
+    let mut stored = Vec::new();
+    for next in &successors {
+        if let Some((token, family)) = find_token(store, &next.token_hash).await {
+            assert_eq!(token, live_token(next, "fam-race"));
+            assert_eq!(family, grant.family);
+            stored.push(next.token_hash);
+        }
+    }
+    assert_eq!(
+        stored, winners,
+        "exactly one successor is stored: the winner's"
+    );
+    let (token, _) = find_token(store, &old).await.unwrap();
+    assert_eq!(token.successor, Some(winners[0]));
+    assert!(token.rotated_at.is_some());
+}
+
+async fn check_refresh_rotate_refused_in_revoked_family<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    start_family(store, "a", "client", "user").await;
+    let now = UnixTime(T0 + 100);
+    let second = new_refresh("a2", now.0);
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &refresh_hash("a"),
+            &second,
+            &access("jti-a2", T0 + HOUR),
+            now
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        RefreshStore::revoke_family(store, "fam-a", RevocationReason::ClientRequest, now)
+            .await
+            .unwrap()
+    );
+
+    // Neither the live token nor the rotated one rotates once the family is revoked.
+    for (old, tag) in [(second.token_hash, "a3"), (refresh_hash("a"), "a4")] {
+        let next = new_refresh(tag, now.0 + 1);
+        assert!(
+            !RefreshStore::rotate(
+                store,
+                &old,
+                &next,
+                &access(&format!("jti-{tag}"), T0 + HOUR),
+                UnixTime(now.0 + 1)
+            )
+            .await
+            .unwrap(),
+            "rotate in a revoked family must fail"
+        );
+        assert_eq!(find_token(store, &next.token_hash).await, None);
+        assert!(!is_revoked(store, &format!("jti-{tag}")).await);
+    }
+    let (token, family) = find_token(store, &second.token_hash).await.unwrap();
+    assert_eq!(token, live_token(&second, "fam-a"));
+    assert!(family.revoked.is_some());
+}
+
+async fn check_refresh_supersede<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    let grant = start_family(store, "a", "client", "user").await;
+    let old = refresh_hash("a");
+    let rotated = UnixTime(T0 + 100);
+    let s1 = new_refresh("s1", rotated.0);
+    assert!(
+        RefreshStore::rotate(store, &old, &s1, &access("jti-s1", T0 + HOUR), rotated)
+            .await
+            .unwrap()
+    );
+
+    // A retry supersedes the unused successor s1 with s2.
+    let now = UnixTime(T0 + 105);
+    let s2 = new_refresh("s2", now.0);
+    assert!(
+        RefreshStore::supersede(
+            store,
+            &old,
+            &s1.token_hash,
+            &s2,
+            &access("jti-s2", T0 + HOUR),
+            now
+        )
+        .await
+        .unwrap()
+    );
+    let (token, _) = find_token(store, &s1.token_hash).await.unwrap();
+    assert_eq!(
+        token.rotated_at,
+        Some(now),
+        "the superseded token is rotated"
+    );
+    let (token, _) = find_token(store, &old).await.unwrap();
+    assert_eq!(token.successor, Some(s2.token_hash));
+    assert_eq!(
+        token.rotated_at,
+        Some(rotated),
+        "old keeps its rotation time"
+    );
+    let (token, family) = find_token(store, &s2.token_hash).await.unwrap();
+    assert_eq!(token, live_token(&s2, "fam-a"));
+    assert_eq!(family, grant.family);
+
+    // s1 is stale now: superseding it again fails and stores nothing.
+    let s3 = new_refresh("s3", now.0 + 1);
+    assert!(
+        !RefreshStore::supersede(
+            store,
+            &old,
+            &s1.token_hash,
+            &s3,
+            &access("jti-s3", T0 + HOUR),
+            UnixTime(now.0 + 1)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(find_token(store, &s3.token_hash).await, None);
+    assert_eq!(
+        find_token(store, &old).await.unwrap().0.successor,
+        Some(s2.token_hash)
+    );
+    assert_eq!(
+        find_token(store, &s2.token_hash).await.unwrap().0,
+        live_token(&s2, "fam-a")
+    );
+    // Naming the live successor s2 as stale works only through old, never through a
+    // token that is not its predecessor.
+    let s4 = new_refresh("s4", now.0 + 2);
+    assert!(
+        !RefreshStore::supersede(
+            store,
+            &s1.token_hash,
+            &s2.token_hash,
+            &s4,
+            &access("jti-s4", T0 + HOUR),
+            UnixTime(now.0 + 2)
+        )
+        .await
+        .unwrap(),
+        "stale must be the successor of old"
+    );
+    assert_eq!(find_token(store, &s4.token_hash).await, None);
+    assert_eq!(
+        find_token(store, &s2.token_hash).await.unwrap().0,
+        live_token(&s2, "fam-a")
+    );
+}
+
+async fn check_refresh_supersede_refused_after_successor_rotated<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    start_family(store, "a", "client", "user").await;
+    let old = refresh_hash("a");
+    let s1 = new_refresh("s1", T0 + 100);
+    let t1 = new_refresh("t1", T0 + 110);
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &old,
+            &s1,
+            &access("jti-s1", T0 + HOUR),
+            UnixTime(T0 + 100)
+        )
+        .await
+        .unwrap()
+    );
+    // The successor was used: it is no longer a stale candidate for a retry.
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &s1.token_hash,
+            &t1,
+            &access("jti-t1", T0 + HOUR),
+            UnixTime(T0 + 110)
+        )
+        .await
+        .unwrap()
+    );
+    let s2 = new_refresh("s2", T0 + 120);
+    assert!(
+        !RefreshStore::supersede(
+            store,
+            &old,
+            &s1.token_hash,
+            &s2,
+            &access("jti-s2", T0 + HOUR),
+            UnixTime(T0 + 120)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(find_token(store, &s2.token_hash).await, None);
+    assert_eq!(
+        find_token(store, &old).await.unwrap().0.successor,
+        Some(s1.token_hash)
+    );
+    let (token, _) = find_token(store, &s1.token_hash).await.unwrap();
+    assert_eq!(token.rotated_at, Some(UnixTime(T0 + 110)));
+    assert_eq!(token.successor, Some(t1.token_hash));
+    assert_eq!(
+        find_token(store, &t1.token_hash).await.unwrap().0,
+        live_token(&t1, "fam-a")
+    );
+}
+
+async fn check_refresh_supersede_refused_in_revoked_family<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    start_family(store, "a", "client", "user").await;
+    let old = refresh_hash("a");
+    let s1 = new_refresh("s1", T0 + 100);
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &old,
+            &s1,
+            &access("jti-s1", T0 + HOUR),
+            UnixTime(T0 + 100)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        RefreshStore::revoke_family(
+            store,
+            "fam-a",
+            RevocationReason::RefreshTokenReuse,
+            UnixTime(T0 + 101)
+        )
+        .await
+        .unwrap()
+    );
+    let s2 = new_refresh("s2", T0 + 102);
+    assert!(
+        !RefreshStore::supersede(
+            store,
+            &old,
+            &s1.token_hash,
+            &s2,
+            &access("jti-s2", T0 + HOUR),
+            UnixTime(T0 + 102)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(find_token(store, &s2.token_hash).await, None);
+    assert!(!is_revoked(store, "jti-s2").await);
+    assert_eq!(
+        find_token(store, &old).await.unwrap().0.successor,
+        Some(s1.token_hash)
+    );
+    assert_eq!(
+        find_token(store, &s1.token_hash).await.unwrap().0,
+        live_token(&s1, "fam-a")
+    );
+}
+
+async fn check_refresh_revoke_family<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    let grant = start_family(store, "a", "client", "user").await;
+    let other = start_family(store, "b", "client", "user").await;
+    let revoke_at = UnixTime(T0 + 1_000);
+
+    // Access tokens recorded at redeem (jti-a) and at each rotation: one that expires
+    // exactly at the revocation (already dead then), one after it.
+    let a2 = new_refresh("a2", T0 + 100);
+    let a3 = new_refresh("a3", T0 + 200);
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &refresh_hash("a"),
+            &a2,
+            &access("jti-a2-dead", revoke_at.0),
+            UnixTime(T0 + 100)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &a2.token_hash,
+            &a3,
+            &access("jti-a3", revoke_at.0 + 1),
+            UnixTime(T0 + 200)
+        )
+        .await
+        .unwrap()
+    );
+    for jti in ["jti-a", "jti-a2-dead", "jti-a3", "jti-b"] {
+        assert!(!is_revoked(store, jti).await, "{jti} is not revoked yet");
+    }
+    // One of them is already on the list (RFC 7009); revoking the family still works.
+    RevocationList::revoke_access_token(
+        store,
+        "jti-a3",
+        UnixTime(revoke_at.0 + 1),
+        Revocation {
+            at: UnixTime(T0 + 300),
+            reason: RevocationReason::ClientRequest,
+        },
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        RefreshStore::revoke_family(
+            store,
+            "fam-a",
+            RevocationReason::RefreshTokenReuse,
+            revoke_at
+        )
+        .await
+        .unwrap()
+    );
+    // A second revocation does nothing and keeps the first one's time and reason.
+    assert!(
+        !RefreshStore::revoke_family(
+            store,
+            "fam-a",
+            RevocationReason::ClientRequest,
+            UnixTime(revoke_at.0 + 5)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !RefreshStore::revoke_family(
+            store,
+            "fam-unknown",
+            RevocationReason::ClientRequest,
+            revoke_at
+        )
+        .await
+        .unwrap()
+    );
+
+    let revocation = Revocation {
+        at: revoke_at,
+        reason: RevocationReason::RefreshTokenReuse,
+    };
+    // Every token of the family stays findable (so reuse is recognised), showing the
+    // revocation.
+    for hash in [refresh_hash("a"), a2.token_hash, a3.token_hash] {
+        let (_, family) = find_token(store, &hash).await.unwrap();
+        assert_eq!(
+            family,
+            Family {
+                revoked: Some(revocation),
+                ..grant.family.clone()
+            }
+        );
+    }
+    assert!(is_revoked(store, "jti-a").await);
+    assert!(is_revoked(store, "jti-a3").await);
+    assert!(
+        !is_revoked(store, "jti-a2-dead").await,
+        "an access token expired at the revocation is not listed"
+    );
+    // The other family is untouched.
+    assert!(!is_revoked(store, "jti-b").await);
+    assert_grant_stored(store, &other).await;
+}
+
+async fn check_refresh_revoke_user_families<S: Store>(store: &S) {
+    seed_owner(store, "client", "u1").await;
+    UserStore::create(store, &user("u2", "name-of-u2"))
+        .await
+        .unwrap();
+    let now = UnixTime(T0 + 1_000);
+    start_family(store, "f1", "client", "u1").await;
+    start_family(store, "f2", "client", "u1").await;
+    let f3 = start_family(store, "f3", "client", "u1").await;
+    let g1 = start_family(store, "g1", "client", "u2").await;
+    // f1 also issued an access token that expires exactly at `now`: dead, not listed.
+    let f1b = new_refresh("f1b", T0 + 10);
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &refresh_hash("f1"),
+            &f1b,
+            &access("jti-f1-dead", now.0),
+            UnixTime(T0 + 10)
+        )
+        .await
+        .unwrap()
+    );
+    // f3 was revoked earlier, for another reason.
+    let earlier = Revocation {
+        at: UnixTime(T0 + 500),
+        reason: RevocationReason::CodeReplay,
+    };
+    assert!(
+        RefreshStore::revoke_family(store, "fam-f3", earlier.reason, earlier.at)
+            .await
+            .unwrap()
+    );
+
+    assert_eq!(
+        RefreshStore::revoke_user_families(store, "u1", RevocationReason::UserSignOut, now)
+            .await
+            .unwrap(),
+        2,
+        "the two unrevoked families of u1"
+    );
+
+    let signed_out = Revocation {
+        at: now,
+        reason: RevocationReason::UserSignOut,
+    };
+    for hash in [refresh_hash("f1"), f1b.token_hash, refresh_hash("f2")] {
+        let (_, family) = find_token(store, &hash).await.unwrap();
+        assert_eq!(family.revoked, Some(signed_out));
+    }
+    let (_, family) = find_token(store, &refresh_hash("f3")).await.unwrap();
+    assert_eq!(
+        family,
+        Family {
+            revoked: Some(earlier),
+            ..f3.family.clone()
+        },
+        "an already revoked family keeps its first revocation"
+    );
+    assert!(is_revoked(store, "jti-f1").await);
+    assert!(is_revoked(store, "jti-f2").await);
+    assert!(is_revoked(store, "jti-f3").await);
+    assert!(!is_revoked(store, "jti-f1-dead").await);
+    // Other users' families are untouched.
+    assert!(!is_revoked(store, "jti-g1").await);
+    assert_grant_stored(store, &g1).await;
+
+    // The families are revoked for good: nothing rotates, nothing is left to revoke.
+    let late = new_refresh("f1c", now.0 + 1);
+    assert!(
+        !RefreshStore::rotate(
+            store,
+            &f1b.token_hash,
+            &late,
+            &access("jti-f1c", now.0 + HOUR),
+            UnixTime(now.0 + 1)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        RefreshStore::revoke_user_families(store, "u1", RevocationReason::UserSignOut, now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        RefreshStore::revoke_user_families(store, "nobody", RevocationReason::UserSignOut, now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_grant_stored(store, &g1).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Access-token revocation list
+// ---------------------------------------------------------------------------------------
+
+async fn check_revocation_list<S: Store>(store: &S) {
+    assert!(!is_revoked(store, "jti-x").await);
+    let first = Revocation {
+        at: UnixTime(T0),
+        reason: RevocationReason::ClientRequest,
+    };
+    RevocationList::revoke_access_token(store, "jti-x", UnixTime(T0 + HOUR), first)
+        .await
+        .unwrap();
+    assert!(is_revoked(store, "jti-x").await);
+    // Revoking again is fine and changes nothing visible.
+    let second = Revocation {
+        at: UnixTime(T0 + 10),
+        reason: RevocationReason::UserSignOut,
+    };
+    RevocationList::revoke_access_token(store, "jti-x", UnixTime(T0 + 2 * HOUR), second)
+        .await
+        .unwrap();
+    assert!(is_revoked(store, "jti-x").await);
+    // Jtis are matched exactly.
+    assert!(!is_revoked(store, "jti-y").await);
+    assert!(!is_revoked(store, "JTI-X").await);
+    assert!(!is_revoked(store, "jti-").await);
+    assert!(!is_revoked(store, "").await);
+}
+
 // ---------------------------------------------------------------------------------------
 // Persistence across reopen
 // ---------------------------------------------------------------------------------------
@@ -825,14 +1757,38 @@ async fn seed_everything<S: Store>(store: &S) {
         .await
         .unwrap();
     assert!(
-        CodeStore::consume(
+        CodeStore::redeem(
             store,
             &SecretHash::of("tsc_persist"),
-            UnixTime(1_700_000_505)
+            UnixTime(1_700_000_505),
+            &grant("persist", "client", "user")
         )
         .await
         .unwrap()
     );
+    let next = new_refresh("persist-2", T0 + 100);
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &refresh_hash("persist"),
+            &next,
+            &access("jti-persist-2", T0 + HOUR),
+            UnixTime(T0 + 100)
+        )
+        .await
+        .unwrap()
+    );
+    RevocationList::revoke_access_token(
+        store,
+        "jti-persist-listed",
+        UnixTime(T0 + HOUR),
+        Revocation {
+            at: UnixTime(T0),
+            reason: RevocationReason::ClientRequest,
+        },
+    )
+    .await
+    .unwrap();
     SessionStore::create(store, &persisted_session())
         .await
         .unwrap();
@@ -861,6 +1817,7 @@ async fn check_everything_present<S: Store>(store: &S) {
     );
     let expected_code = CodeRecord {
         used_at: Some(UnixTime(1_700_000_505)),
+        family_id: Some("fam-persist".into()),
         ..code("tsc_persist", "client", "user", Some("r"))
     };
     assert_eq!(
@@ -870,11 +1827,33 @@ async fn check_everything_present<S: Store>(store: &S) {
         Some(expected_code.clone())
     );
     // Single use survives a restart.
+    let replay = grant("replay", "client", "user");
     assert!(
-        !CodeStore::consume(store, &expected_code.code_hash, UnixTime(1_700_000_506))
+        !CodeStore::redeem(
+            store,
+            &expected_code.code_hash,
+            UnixTime(1_700_000_506),
+            &replay
+        )
+        .await
+        .unwrap()
+    );
+    assert_grant_absent(store, &replay).await;
+    // So do the family, its rotation and the revocation list.
+    let persisted = grant("persist", "client", "user");
+    let (token, family) = find_token(store, &refresh_hash("persist")).await.unwrap();
+    assert_eq!(family, persisted.family);
+    assert_eq!(token.rotated_at, Some(UnixTime(T0 + 100)));
+    assert_eq!(token.successor, Some(refresh_hash("persist-2")));
+    assert_eq!(
+        find_token(store, &refresh_hash("persist-2"))
             .await
             .unwrap()
+            .0,
+        live_token(&new_refresh("persist-2", T0 + 100), "fam-persist")
     );
+    assert!(is_revoked(store, "jti-persist-listed").await);
+    assert!(!is_revoked(store, "jti-persist").await);
     assert_eq!(
         SessionStore::find(store, &persisted_session().id_hash)
             .await
@@ -921,6 +1900,33 @@ macro_rules! sqlite_tests {
     };
 }
 
+/// Races run on a multi-threaded runtime, once and then repeated on fresh databases, since
+/// a lost race is probabilistic.
+macro_rules! sqlite_race_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::open_sqlite;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn once() {
+                    let (_dir, store) = open_sqlite().await;
+                    super::super::$name(&store).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn repeated() {
+                    for _ in 0..10 {
+                        let (_dir, store) = open_sqlite().await;
+                        super::super::$name(&store).await;
+                        store.close().await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
 mod sqlite {
     use super::open_sqlite;
 
@@ -937,31 +1943,32 @@ mod sqlite {
         check_user_list_ordered_by_username,
         check_code_round_trip,
         check_code_duplicate_hash_is_rejected,
-        check_code_consume_once,
-        check_code_inserted_used_cannot_be_consumed,
+        check_code_redeem_once,
+        check_code_redeem_without_refresh_token,
+        check_code_redeem_is_atomic,
+        check_code_inserted_used_cannot_be_redeemed,
         check_code_foreign_keys,
         check_client_delete_cascades_codes,
+        check_refresh_find_unknown,
+        check_refresh_rotate,
+        check_refresh_rotate_refused_in_revoked_family,
+        check_refresh_supersede,
+        check_refresh_supersede_refused_after_successor_rotated,
+        check_refresh_supersede_refused_in_revoked_family,
+        check_refresh_revoke_family,
+        check_refresh_revoke_user_families,
+        check_revocation_list,
         check_session_lifecycle,
         check_session_requires_user,
         check_keys_insert_and_list,
         check_key_ring_generates_once,
+        check_key_ring_verifies_its_signatures,
     );
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn check_code_consume_concurrent() {
-        let (_dir, store) = open_sqlite().await;
-        super::check_code_consume_concurrent(&store).await;
-    }
-
-    /// Repeats the race on fresh databases, since a lost race is probabilistic.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn check_code_consume_concurrent_repeated() {
-        for _ in 0..10 {
-            let (_dir, store) = open_sqlite().await;
-            super::check_code_consume_concurrent(&store).await;
-            store.close().await;
-        }
-    }
+    sqlite_race_tests!(
+        check_code_redeem_concurrent,
+        check_refresh_rotate_concurrent
+    );
 
     #[tokio::test]
     async fn reopen_keeps_data_and_does_not_reapply_migrations() {
@@ -984,14 +1991,14 @@ mod sqlite {
         super::check_everything_present(&store).await;
         store.close().await;
 
-        // The migration was recorded once and not re-run.
+        // Each migration was recorded once and not re-run.
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let applied: Vec<(i64, bool)> =
             sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true)]);
         pool.close().await;
     }
 }

@@ -1,0 +1,210 @@
+//! A closed-loop load generator for the token endpoint.
+//!
+//! `client-credentials`: each worker repeatedly asks for a client-credentials token.
+//! `refresh`: each worker signs a user in once (login form + code exchange, not timed), then
+//! rotates its own refresh token chain as fast as the server answers, always presenting the
+//! token it received last, as a well-behaved client would.
+//!
+//! Prints one JSON line with the throughput and latency percentiles of the timed phase.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::{Parser, ValueEnum};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    ClientCredentials,
+    Refresh,
+}
+
+/// Load generator for Tessera's token endpoint.
+#[derive(Debug, Parser)]
+struct Args {
+    /// What to measure.
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// Issuer base URL.
+    #[arg(long)]
+    base: String,
+    /// Concurrent workers (each one request at a time).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Length of the timed phase.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Client id.
+    #[arg(long)]
+    client_id: String,
+    /// Client secret (client-credentials mode).
+    #[arg(long)]
+    client_secret: Option<String>,
+    /// Redirect URI registered for the public client (refresh mode).
+    #[arg(long, default_value = "http://127.0.0.1:8765/callback")]
+    redirect_uri: String,
+    /// User to sign in (refresh mode).
+    #[arg(long, default_value = "bench")]
+    username: String,
+    /// Password (refresh mode).
+    #[arg(long)]
+    password: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = std::sync::Arc::new(Args::parse());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (args, http) = (args.clone(), http.clone());
+        workers.push(tokio::spawn(async move { worker(&args, &http).await }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0u64;
+    for w in workers {
+        let (l, e) = w.await??;
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d: &Duration| d.as_secs_f64() * 1000.0)
+    };
+    let secs = args.duration.as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "mode": format!("{:?}", args.mode),
+            "concurrency": args.concurrency,
+            "seconds": secs,
+            "ok": latencies.len(),
+            "errors": errors,
+            "per_second": (latencies.len() as f64 / secs).round(),
+            "p50_ms": (pct(0.50) * 100.0).round() / 100.0,
+            "p99_ms": (pct(0.99) * 100.0).round() / 100.0,
+        })
+    );
+    Ok(())
+}
+
+/// Runs one worker: setup, then requests until the duration is over.
+async fn worker(args: &Args, http: &reqwest::Client) -> Result<(Vec<Duration>, u64)> {
+    let token_url = format!("{}/api/v2/auth/token", args.base);
+    let mut refresh = match args.mode {
+        Mode::Refresh => Some(sign_in(args, http).await?),
+        Mode::ClientCredentials => None,
+    };
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let deadline = Instant::now() + args.duration;
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        let request = match (&args.mode, &refresh) {
+            (Mode::ClientCredentials, _) => http
+                .post(&token_url)
+                .basic_auth(&args.client_id, args.client_secret.as_deref())
+                .form(&[("grant_type", "client_credentials")]),
+            (Mode::Refresh, Some(rt)) => http.post(&token_url).form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", args.client_id.as_str()),
+                ("refresh_token", rt.as_str()),
+            ]),
+            (Mode::Refresh, None) => bail!("no refresh token"),
+        };
+        let response = request.send().await;
+        match response {
+            Ok(r) if r.status().is_success() => {
+                let body: Value = r.json().await?;
+                if let Mode::Refresh = args.mode {
+                    let next = body["refresh_token"].as_str().context("no refresh_token")?;
+                    refresh = Some(next.to_owned());
+                }
+                latencies.push(started.elapsed());
+            }
+            Ok(r) => {
+                errors += 1;
+                if let Mode::Refresh = args.mode {
+                    bail!("refresh failed with {}: {}", r.status(), r.text().await?);
+                }
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    Ok((latencies, errors))
+}
+
+/// Signs the user in through the login form and redeems the code: a refresh token.
+async fn sign_in(args: &Args, http: &reqwest::Client) -> Result<String> {
+    let password = args.password.as_deref().context("--password is required")?;
+    let verifier = URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{:?}", Instant::now())));
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let mut url = url::Url::parse(&format!("{}/api/v2/auth/authorize", args.base))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &args.client_id)
+        .append_pair("redirect_uri", &args.redirect_uri)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let page = http.get(url.as_str()).send().await?;
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no CSRF cookie")?
+        .to_owned();
+    let html = page.text().await?;
+    let mut form: Vec<(String, String)> = html
+        .split("<input type=\"hidden\" ")
+        .skip(1)
+        .filter_map(|piece| {
+            let name = piece.split("name=\"").nth(1)?.split('"').next()?;
+            let value = piece.split("value=\"").nth(1)?.split('"').next()?;
+            Some((name.to_owned(), value.replace("&amp;", "&")))
+        })
+        .collect();
+    form.push(("username".into(), args.username.clone()));
+    form.push(("password".into(), password.to_owned()));
+    let posted = http
+        .post(format!("{}/api/v2/auth/authorize", args.base))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await?;
+    let location = posted
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("sign-in did not redirect")?;
+    let code = url::Url::parse(location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("no code in the redirect")?;
+    let token: Value = http
+        .post(format!("{}/api/v2/auth/token", args.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", args.client_id.as_str()),
+            ("code", code.as_str()),
+            ("code_verifier", verifier.as_str()),
+            ("redirect_uri", args.redirect_uri.as_str()),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    token["refresh_token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the code exchange returned no refresh token")
+}
