@@ -53,7 +53,7 @@ impl ClientStore for SqliteStore {
         .bind(c.scopes.to_string())
         .bind(to_json(&c.audiences))
         .bind(c.created_at.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -90,7 +90,7 @@ impl ClientStore for SqliteStore {
         let done = sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
             .bind(secret.0.to_vec())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -99,7 +99,7 @@ impl ClientStore for SqliteStore {
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM clients WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)

@@ -55,7 +55,7 @@ impl CodeStore for SqliteStore {
         .bind(r.expires_at.0)
         .bind(r.used_at.map(|t| t.0))
         .bind(&r.family_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -86,7 +86,7 @@ impl CodeStore for SqliteStore {
         // conditional UPDATE below is the compare-and-set: exactly one caller flips the code
         // from unused to used, and only that caller stores the grant.
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;

@@ -20,7 +20,7 @@ impl KeyStore for SqliteStore {
         .bind(public)
         .bind(&k.sealed_private)
         .bind(k.created_at.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())

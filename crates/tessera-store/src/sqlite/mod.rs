@@ -19,7 +19,7 @@ use std::time::Duration;
 use sqlx::SqlSafeStr;
 use sqlx::SqlitePool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use tessera_core::keys::KeyRing;
 use tessera_core::random::SecureRandom;
 use tessera_core::time::Clock;
@@ -51,13 +51,20 @@ fn migrator() -> Migrator {
 }
 
 /// Every store port on one SQLite database.
+///
+/// Reads go through a pool of connections; every write goes through one dedicated
+/// connection. SQLite admits one writer at a time anyway: queueing writers on the pool's
+/// fair async semaphore instead of in SQLite's busy handler (which sleeps and retries)
+/// keeps write latency flat under contention. Other processes (the CLI) still coordinate
+/// with the server through SQLite's locks and the busy timeout.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`)
     /// and applies pending migrations. Refuses a database migrated by a newer Tessera.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
@@ -68,11 +75,16 @@ impl SqliteStore {
             // writer contention into waiting instead of SQLITE_BUSY errors.
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::backend)?;
+        migrator().run(&writer).await.map_err(StoreError::backend)?;
         let pool = SqlitePool::connect_with(options)
             .await
             .map_err(StoreError::backend)?;
-        migrator().run(&pool).await.map_err(StoreError::backend)?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     /// Whether the database answers (for readiness probes).
@@ -105,9 +117,10 @@ impl SqliteStore {
         }
     }
 
-    /// Closes the pool, waiting for connections to finish.
+    /// Closes the pools, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

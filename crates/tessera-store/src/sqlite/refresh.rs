@@ -168,7 +168,7 @@ impl RefreshStore for SqliteStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
@@ -200,7 +200,7 @@ impl RefreshStore for SqliteStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
@@ -237,7 +237,7 @@ impl RefreshStore for SqliteStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
@@ -278,7 +278,7 @@ impl RefreshStore for SqliteStore {
         now: UnixTime,
     ) -> Result<u64, StoreError> {
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
@@ -327,7 +327,7 @@ impl RevocationList for SqliteStore {
         .bind(expires_at.0)
         .bind(revocation.at.0)
         .bind(revocation.reason.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())

@@ -20,7 +20,7 @@ impl SessionStore for SqliteStore {
         .bind(&s.user_id)
         .bind(s.auth_time.0)
         .bind(s.expires_at.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -48,7 +48,7 @@ impl SessionStore for SqliteStore {
     async fn delete(&self, id_hash: &SecretHash) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM browser_sessions WHERE id_hash = ?")
             .bind(id_hash.0.to_vec())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)

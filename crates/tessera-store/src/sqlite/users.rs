@@ -34,7 +34,7 @@ impl UserStore for SqliteStore {
         .bind(to_json(&u.roles))
         .bind(u.disabled)
         .bind(u.created_at.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())
@@ -85,7 +85,7 @@ impl UserStore for SqliteStore {
         let done = sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
             .bind(disabled)
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -95,7 +95,7 @@ impl UserStore for SqliteStore {
         let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
             .bind(password_hash)
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
