@@ -21,6 +21,8 @@ pub mod authorize;
 pub mod client;
 pub mod error;
 pub mod grant;
+pub mod introspection;
+pub mod janitor;
 pub mod jwt;
 pub mod keys;
 pub mod params;

@@ -20,6 +20,8 @@ pub struct Policy {
     /// Window in which a lost refresh response may be retried (`TESSERA_REFRESH_GRACE`);
     /// zero turns it off.
     pub refresh_grace: Duration,
+    /// Longest life of a cached validation (`TESSERA_VALIDATION_CACHE_TTL`).
+    pub validation_cache_ttl: Duration,
 }
 
 impl Policy {
@@ -34,6 +36,7 @@ impl Policy {
             refresh_token_ttl: Duration::from_secs(14 * 86_400),
             refresh_token_max_lifetime: Duration::from_secs(90 * 86_400),
             refresh_grace: Duration::ZERO,
+            validation_cache_ttl: Duration::from_secs(300),
         }
     }
 }

@@ -66,10 +66,8 @@ async fn revoke_refresh(
     if family.client_id != client.client().id {
         return Ok(Revoked::Nothing);
     }
-    let now = ports.clock.now();
-    let revoked = ports
-        .refresh
-        .revoke_family(&family.id, RevocationReason::ClientRequest, now)
+    let revoked = server
+        .revoke_family(&family.id, RevocationReason::ClientRequest)
         .await?;
     Ok(if revoked {
         Revoked::Family
@@ -103,5 +101,12 @@ async fn revoke_access(
         .revocations
         .revoke_access_token(&claims.jti, UnixTime(claims.exp), revocation)
         .await?;
+    metrics::counter!(
+        "tessera_revocations_published_total",
+        "kind" => "access_token",
+        "reason" => RevocationReason::ClientRequest.as_str()
+    )
+    .increment(1);
+    ports.on_revocation.revoked().await;
     Ok(Revoked::AccessToken)
 }

@@ -7,12 +7,13 @@ use crate::authorize::{self, AuthorizationRequest, AuthorizeError};
 use crate::client::{self, ClientCredentials, ClientStore, GrantType};
 use crate::error::OAuthError;
 use crate::grant::{self, TokenResponse};
+use crate::introspection::{self, Introspection, ValidationCache};
 use crate::keys::{Jwks, KeyRing};
 use crate::params::Params;
 use crate::policy::Policy;
 use crate::random::SecureRandom;
 use crate::refresh_family::RefreshStore;
-use crate::revocation::RevocationList;
+use crate::revocation::{RevocationList, RevocationListener, RevocationReason};
 use crate::revoke::{self, Revoked};
 use crate::secret::{self, SecretHash};
 use crate::session::{Session, SessionStore};
@@ -37,6 +38,10 @@ pub struct Ports {
     pub refresh: Arc<dyn RefreshStore>,
     /// The access-token revocation list.
     pub revocations: Arc<dyn RevocationList>,
+    /// Told after every committed revocation.
+    pub on_revocation: Arc<dyn RevocationListener>,
+    /// The validation cache of introspection.
+    pub cache: Arc<dyn ValidationCache>,
     /// Signing keys.
     pub keys: Arc<dyn KeyRing>,
     /// The clock.
@@ -198,6 +203,42 @@ impl AuthorizationServer {
             }
             GrantType::RefreshToken => grant::refresh_token::refresh(self, client, params).await,
         }
+    }
+
+    /// Revokes a family (store first), then tells the caches; `true` if this call did it.
+    pub async fn revoke_family(
+        &self,
+        family_id: &str,
+        reason: RevocationReason,
+    ) -> Result<bool, OAuthError> {
+        let now = self.ports.clock.now();
+        let revoked = self
+            .ports
+            .refresh
+            .revoke_family(family_id, reason, now)
+            .await?;
+        if revoked {
+            metrics::counter!(
+                "tessera_revocations_published_total",
+                "kind" => "family",
+                "reason" => reason.as_str()
+            )
+            .increment(1);
+            self.ports.on_revocation.revoked().await;
+        }
+        Ok(revoked)
+    }
+
+    /// Introspects a token (RFC 7662 §2.1), authenticating the client as the token
+    /// endpoint does.
+    pub async fn introspect(
+        &self,
+        params: &Params,
+        basic: Option<(String, String)>,
+    ) -> Result<(Introspection, introspection::Source), OAuthError> {
+        let credentials = credentials(params, basic)?;
+        let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
+        introspection::introspect(self, client, params).await
     }
 
     /// Handles a revocation request (RFC 7009 §2.1), authenticating the client as the token

@@ -16,12 +16,14 @@ pub struct Metadata {
     token_endpoint: String,
     jwks_uri: String,
     revocation_endpoint: String,
+    introspection_endpoint: String,
     response_types_supported: [&'static str; 1],
     response_modes_supported: [&'static str; 1],
     grant_types_supported: [&'static str; 3],
     code_challenge_methods_supported: [&'static str; 1],
     token_endpoint_auth_methods_supported: [&'static str; 3],
     revocation_endpoint_auth_methods_supported: [&'static str; 3],
+    introspection_endpoint_auth_methods_supported: [&'static str; 2],
     subject_types_supported: [&'static str; 1],
     authorization_response_iss_parameter_supported: bool,
 }
@@ -35,6 +37,7 @@ impl Metadata {
             token_endpoint: format!("{issuer}{}", paths::TOKEN),
             jwks_uri: format!("{issuer}{}", paths::JWKS),
             revocation_endpoint: format!("{issuer}{}", paths::REVOKE),
+            introspection_endpoint: format!("{issuer}{}", paths::INTROSPECT),
             response_types_supported: ["code"],
             response_modes_supported: ["query"],
             grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
@@ -49,6 +52,11 @@ impl Metadata {
                 "client_secret_basic",
                 "client_secret_post",
                 "none",
+            ],
+            // RFC 7662 §2.1: callers must authenticate; public clients cannot.
+            introspection_endpoint_auth_methods_supported: [
+                "client_secret_basic",
+                "client_secret_post",
             ],
             subject_types_supported: ["public"],
             // RFC 9207 §3: authorization responses carry `iss`.

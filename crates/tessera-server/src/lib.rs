@@ -14,7 +14,9 @@ pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod introspect;
 pub mod jwks;
+pub mod metrics;
 pub mod pages;
 pub mod revoke;
 pub mod token;
@@ -29,6 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_core::{AuthorizationServer, OAuthError};
 use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -52,6 +55,8 @@ pub mod paths {
     pub const TOKEN: &str = "/api/v2/auth/token";
     /// The revocation endpoint (RFC 7009).
     pub const REVOKE: &str = "/api/v2/auth/revoke";
+    /// The introspection endpoint (RFC 7662).
+    pub const INTROSPECT: &str = "/api/v2/auth/introspect";
     /// The demo callback (`serve --demo`).
     pub const DEMO_CALLBACK: &str = "/demo/callback";
 }
@@ -79,6 +84,8 @@ pub struct AppState {
     pub jwks_max_age: Duration,
     /// Demo settings, when `serve --demo` runs.
     pub demo: Option<Arc<DemoInfo>>,
+    /// The Prometheus recorder's handle, when metrics are enabled.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl AppState {
@@ -91,6 +98,7 @@ impl AppState {
             cookies,
             jwks_max_age: Duration::from_secs(300),
             demo: None,
+            metrics: None,
         }
     }
 }
@@ -121,6 +129,11 @@ pub fn app(state: AppState) -> Router {
             paths::REVOKE,
             axum::routing::post(revoke::revoke).fallback(json_405),
         )
+        .route(
+            paths::INTROSPECT,
+            axum::routing::post(introspect::introspect).fallback(json_405),
+        )
+        .route("/metrics", get(metrics::render))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/assets/tessera.css", get(stylesheet));
@@ -135,6 +148,7 @@ pub fn app(state: AppState) -> Router {
         // The form reader enforces its own limit (and answers 413 in the OAuth format);
         // this bounds every other extractor.
         .layer(DefaultBodyLimit::max(form::MAX_BODY))
+        .layer(axum::middleware::from_fn(metrics::track))
         // A client that promises a body and trickles it must not hold a connection forever.
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(

@@ -29,6 +29,9 @@ pub async fn token(State(state): State<AppState>, request: Request) -> Response 
     };
     match state.server.token(&params, basic).await {
         Ok(issued) => {
+            let grant = params.get("grant_type").ok().flatten().unwrap_or_default();
+            metrics::counter!("tessera_tokens_issued_total", "grant" => grant.to_owned())
+                .increment(1);
             let mut response = Json(issued).into_response();
             // RFC 6749 §5.1: the response MUST NOT be cached.
             let headers = response.headers_mut();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{REDIRECT, SECRET, TestServer};
+use tessera_server::paths::INTROSPECT as I;
 use tessera_server::paths::REVOKE as R;
 use tessera_server::paths::TOKEN as T;
 use tessera_server::paths::{AUTHORIZE as A, JWKS, METADATA, OPENID_CONFIGURATION as OIDC};
@@ -328,6 +329,15 @@ fn corpus() -> Vec<Case> {
         form("revoke: Basic not base64", R, "token=x", Json).status(401)
             .header("authorization", "Basic !!!"),
         json("revoke: GET", "GET", R, 405),
+        // ---- introspection endpoint (RFC 7662): same strict form reading and client auth
+        form("introspect: empty body", I, "", Json).status(401),
+        form("introspect: no token", I, format!("client_id=svc&client_secret={SECRET}"), Json).status(400),
+        form("introspect: repeated token", I, format!("token=a&token=b&client_id=svc&client_secret={SECRET}"), Json).status(400),
+        form("introspect: invalid UTF-8", I, b"token=%FF&client_id=svc", Json).status(400),
+        form("introspect: oversized body", I, format!("token={big}"), Json).status(413),
+        json("introspect: wrong content-type", "POST", I, 400).body(&cc),
+        form("introspect: public client", I, "token=x&client_id=spa", Json).status(401),
+        json("introspect: GET", "GET", I, 405),
         // ---- authorize GET: an HTML page, never a redirect to an unverified URI
         req("authorize GET: no query", "GET", A, Html).status(400),
         page("authorize GET: empty query", "", 400),
@@ -387,7 +397,7 @@ fn corpus() -> Vec<Case> {
         json("unknown: root", "GET", "/", 404),
         json("unknown: /nope", "GET", "/nope", 404),
         json("unknown: API prefix", "POST", "/api/v2/auth", 404),
-        json("unknown: introspect", "POST", "/api/v2/auth/introspect", 404),
+        json("unknown: revocation feed typo", "GET", "/api/v2/auth/revocation", 404),
         json("unknown: %FF path", "GET", "/%FF%FE", 404),
         json("unknown: traversal", "GET", "/..%2F..%2Fetc%2Fpasswd", 404),
         json("unknown: below jwks", "GET", format!("{JWKS}/extra"), 404),

@@ -24,6 +24,22 @@ pub enum Command {
     Client(ClientArgs),
     /// Create and manage users who sign in on the login page.
     User(UserArgs),
+    /// Remove expired codes, tokens, families, sessions and revocation entries.
+    Janitor(JanitorArgs),
+}
+
+/// `tessera janitor`.
+#[derive(Debug, Args)]
+pub struct JanitorArgs {
+    /// Run one pass and exit (otherwise run every --interval until stopped).
+    #[arg(long)]
+    pub once: bool,
+    /// Time between passes.
+    #[arg(long, env = "TESSERA_JANITOR_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub interval: Duration,
+    /// Storage location.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -78,6 +94,22 @@ pub struct ServeArgs {
     /// Lifetime of a browser sign-in session.
     #[arg(long, env = "TESSERA_SESSION_TTL", default_value = "8h", value_parser = duration)]
     pub session_ttl: Duration,
+    /// Longest life of a cached introspection result (never past the token's own expiry; at most 1h).
+    #[arg(long, env = "TESSERA_VALIDATION_CACHE_TTL", default_value = "300s", value_parser = duration)]
+    pub validation_cache_ttl: Duration,
+    /// Most introspection results held in this process's cache.
+    #[arg(
+        long,
+        env = "TESSERA_VALIDATION_CACHE_CAPACITY",
+        default_value_t = 100_000
+    )]
+    pub validation_cache_capacity: u64,
+    /// How often the revocation list is polled for revocations made elsewhere (other nodes, the CLI).
+    #[arg(long, env = "TESSERA_REVOCATION_POLL_INTERVAL", default_value = "250ms", value_parser = duration)]
+    pub revocation_poll_interval: Duration,
+    /// Time between janitor passes inside the server (0s turns the janitor off).
+    #[arg(long, env = "TESSERA_JANITOR_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub janitor_interval: Duration,
     /// `Cache-Control: max-age` of the JWKS response.
     #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value = "5m", value_parser = duration)]
     pub jwks_max_age: Duration,

@@ -5,6 +5,7 @@
 mod cli;
 mod client_cmd;
 mod demo;
+mod janitor;
 mod serve;
 mod storage;
 mod user_cmd;
@@ -22,6 +23,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Client(args) => client_cmd::run(args).await,
         Command::User(args) => user_cmd::run(args).await,
+        Command::Janitor(args) => janitor::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tessera_cache::{LocalCache, RevocationFollower};
 use tessera_core::AuthorizationServer;
 use tessera_core::policy::Policy;
 use tessera_core::time::{Clock, SystemClock};
@@ -15,7 +17,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
-use crate::{demo, storage};
+use crate::{demo, janitor, storage};
 
 struct StoreHealth(SqliteStore);
 
@@ -26,7 +28,8 @@ impl HealthCheck for StoreHealth {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Installs the log subscriber (stderr, text or JSON, filtered by `TESSERA_LOG`).
+pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("TESSERA_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
@@ -63,6 +66,17 @@ fn check(args: &ServeArgs) -> Result<()> {
     }
     if args.refresh_grace.as_secs() > 300 {
         bail!("TESSERA_REFRESH_GRACE / --refresh-grace must be at most 5m");
+    }
+    if args.validation_cache_ttl.as_secs() > 3600 {
+        bail!("TESSERA_VALIDATION_CACHE_TTL / --validation-cache-ttl must be at most 1h");
+    }
+    if args.revocation_poll_interval < Duration::from_millis(10)
+        || args.revocation_poll_interval > Duration::from_secs(1)
+    {
+        bail!(
+            "TESSERA_REVOCATION_POLL_INTERVAL / --revocation-poll-interval must be between 10ms \
+             and 1s (a revoked token must be refused everywhere within one second)"
+        );
     }
     if args.jwks_max_age.as_secs() > 86_400 {
         bail!("TESSERA_JWKS_MAX_AGE / --jwks-max-age must be at most 24h");
@@ -129,16 +143,39 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     policy.refresh_token_ttl = args.refresh_token_ttl;
     policy.refresh_token_max_lifetime = args.refresh_token_max_lifetime;
     policy.refresh_grace = args.refresh_grace;
+    policy.validation_cache_ttl = args.validation_cache_ttl;
     let issuer = policy.issuer.clone();
 
-    let ports = store.ports(
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let mut ports = store.ports(
         Arc::new(ring),
         Arc::new(SystemClock),
         Arc::new(OsRandom::default()),
     );
+    let cache = Arc::new(LocalCache::new(
+        args.validation_cache_capacity,
+        args.validation_cache_ttl,
+    ));
+    let (follower, _follow) = RevocationFollower::start(
+        ports.revocations.clone(),
+        cache.clone(),
+        args.revocation_poll_interval,
+        |n| metrics::counter!("tessera_revocations_received_total").increment(n),
+    )
+    .await
+    .context("cannot read the revocation list")?;
+    ports.cache = cache;
+    ports.on_revocation = Arc::new(follower);
+    if !args.janitor_interval.is_zero() {
+        let (store, interval) = (store.clone(), args.janitor_interval);
+        tokio::spawn(async move { janitor::run_every(&store, interval).await });
+    }
     let server = Arc::new(AuthorizationServer::new(ports, policy));
     let mut state = AppState::new(server.clone(), Arc::new(StoreHealth(store.clone())));
     state.jwks_max_age = args.jwks_max_age;
+    state.metrics = Some(metrics);
     let demo = match args.demo {
         true => Some(demo::prepare(&server, &issuer).await?),
         false => None,

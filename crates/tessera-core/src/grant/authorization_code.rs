@@ -124,16 +124,10 @@ pub async fn exchange(
 /// Answers a replayed code: revokes what its first redemption issued (RFC 6749 §4.1.2,
 /// RFC 9700 §4.5.3) and refuses with `invalid_grant`.
 async fn replay(server: &AuthorizationServer, family_id: Option<&str>) -> OAuthError {
-    let ports = server.ports();
-    if let Some(id) = family_id {
-        let now = ports.clock.now();
-        if let Err(e) = ports
-            .refresh
-            .revoke_family(id, RevocationReason::CodeReplay, now)
-            .await
-        {
-            return e.into();
-        }
+    if let Some(id) = family_id
+        && let Err(e) = server.revoke_family(id, RevocationReason::CodeReplay).await
+    {
+        return e;
     }
     OAuthError::InvalidGrant("the code has already been used")
 }

@@ -60,10 +60,10 @@ pub async fn refresh(
         (Some(rotated_at), Some(successor)) if in_grace(server, rotated_at, now) => {
             match ports.refresh.find(&successor).await? {
                 Some((next, _)) if next.rotated_at.is_none() => Step::Supersede(successor),
-                _ => return Err(reuse(server, &family, now).await),
+                _ => return Err(reuse(server, &family).await),
             }
         }
-        _ => return Err(reuse(server, &family, now).await),
+        _ => return Err(reuse(server, &family).await),
     };
     // Expiry is always checked here, on the server (the seed's "critical consideration").
     if now >= token.expires_at || now >= family.absolute_expires_at {
@@ -102,7 +102,7 @@ pub async fn refresh(
     if !won {
         // Another request rotated this token (or the successor) first: this one presented a
         // token that is no longer live, which is reuse.
-        return Err(reuse(server, &family, now).await);
+        return Err(reuse(server, &family).await);
     }
     Ok(response(server, access, Some(secret), &scope))
 }
@@ -113,15 +113,14 @@ fn in_grace(server: &AuthorizationServer, rotated_at: UnixTime, now: UnixTime) -
 }
 
 /// Revokes the family of a reused token and refuses the request.
-async fn reuse(server: &AuthorizationServer, family: &Family, now: UnixTime) -> OAuthError {
+async fn reuse(server: &AuthorizationServer, family: &Family) -> OAuthError {
+    metrics::counter!("tessera_refresh_reuse_detected_total").increment(1);
     let revoked = server
-        .ports()
-        .refresh
-        .revoke_family(&family.id, RevocationReason::RefreshTokenReuse, now)
+        .revoke_family(&family.id, RevocationReason::RefreshTokenReuse)
         .await;
     match revoked {
         Ok(_) => OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked"),
-        Err(e) => e.into(),
+        Err(e) => e,
     }
 }
 

@@ -1,6 +1,6 @@
 -- Refresh-token families (one per code redemption), their refresh tokens, the access tokens
 -- each family issued (so revoking the family can revoke them), and the access-token
--- revocation list. Refresh tokens are stored only as SHA-256 hashes.
+-- revocation list, ordered so that it can be followed. Refresh tokens are stored only as SHA-256 hashes.
 
 CREATE TABLE refresh_families (
     id                  TEXT PRIMARY KEY NOT NULL,
@@ -34,8 +34,10 @@ CREATE TABLE family_access_tokens (
 );
 CREATE INDEX family_access_tokens_family_id ON family_access_tokens (family_id);
 
+-- `seq` orders the list so nodes and gateways can follow it with a cursor.
 CREATE TABLE revoked_access_tokens (
-    jti        TEXT PRIMARY KEY NOT NULL,
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    jti        TEXT NOT NULL UNIQUE,
     expires_at INTEGER NOT NULL,
     revoked_at INTEGER NOT NULL,
     reason     TEXT NOT NULL

@@ -6,6 +6,7 @@
 
 mod clients;
 mod codes;
+mod janitor;
 mod keys;
 mod refresh;
 mod sessions;
@@ -20,8 +21,10 @@ use sqlx::SqlSafeStr;
 use sqlx::SqlitePool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use tessera_core::introspection::NoCache;
 use tessera_core::keys::KeyRing;
 use tessera_core::random::SecureRandom;
+use tessera_core::revocation::NoListener;
 use tessera_core::time::Clock;
 use tessera_core::{Ports, StoreError};
 
@@ -96,7 +99,8 @@ impl SqliteStore {
             .map_err(StoreError::backend)
     }
 
-    /// The domain's ports with every store port served by this database.
+    /// The domain's ports with every store port served by this database, no validation
+    /// cache and no revocation listener (set those fields to wire caches in).
     pub fn ports(
         &self,
         keys: Arc<dyn KeyRing>,
@@ -111,6 +115,8 @@ impl SqliteStore {
             sessions: shared.clone(),
             refresh: shared.clone(),
             revocations: shared,
+            on_revocation: Arc::new(NoListener),
+            cache: Arc::new(NoCache),
             keys,
             clock,
             random,

@@ -11,7 +11,7 @@ use tessera_core::StoreError;
 use tessera_core::refresh_family::{
     Family, IssuedAccessToken, NewGrant, NewRefreshToken, RefreshStore, RefreshToken,
 };
-use tessera_core::revocation::{Revocation, RevocationList, RevocationReason};
+use tessera_core::revocation::{Revocation, RevocationList, RevocationReason, RevokedEntry};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
@@ -331,6 +331,40 @@ impl RevocationList for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn revoked_since(&self, after: i64, limit: u32) -> Result<Vec<RevokedEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, jti, expires_at FROM revoked_access_tokens WHERE seq > ? \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let get = |e: sqlx::Error| StoreError::backend(e);
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedEntry {
+                    seq: row.try_get("seq").map_err(get)?,
+                    jti: row.try_get("jti").map_err(get)?,
+                    expires_at: UnixTime(row.try_get("expires_at").map_err(get)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_seq(&self) -> Result<i64, StoreError> {
+        // AUTOINCREMENT keeps its high-water mark in sqlite_sequence even after the janitor
+        // deletes rows, so the cursor never goes backwards.
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'revoked_access_tokens'",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(seq.unwrap_or(0))
     }
 
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
