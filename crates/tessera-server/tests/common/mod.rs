@@ -4,12 +4,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use tessera_cache::{LocalCache, RevocationFollower};
 use tessera_core::AuthorizationServer;
+use tessera_core::StoreError;
 use tessera_core::client::{Client, ClientStore, GrantType};
 use tessera_core::policy::Policy;
+use tessera_core::revocation::{Revocation, RevocationList, RevokedEntry};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::{Clock, SystemClock, UnixTime};
@@ -48,12 +51,57 @@ pub const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 pub const AUDIENCE: &str = "https://api.example.test";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// How to start a test node.
+#[derive(Default)]
+pub struct Node<'a> {
+    /// Share this node's database (and issuer): a second node of one deployment.
+    pub share: Option<&'a TestServer>,
+    /// Wire an in-process validation cache and revocation follower (polling every 100 ms).
+    pub cache: bool,
+    /// Adjust the policy.
+    pub adjust: Option<Box<dyn FnOnce(&mut Policy)>>,
+}
+
+/// The revocation list, counting how often the revocation status of a token is read.
+struct CountingRevocations {
+    inner: SqliteStore,
+    reads: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl RevocationList for CountingRevocations {
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: UnixTime,
+        revocation: Revocation,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .revoke_access_token(jti, expires_at, revocation)
+            .await
+    }
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.is_access_token_revoked(jti).await
+    }
+    async fn revoked_since(&self, after: i64, limit: u32) -> Result<Vec<RevokedEntry>, StoreError> {
+        self.inner.revoked_since(after, limit).await
+    }
+    async fn latest_seq(&self) -> Result<i64, StoreError> {
+        self.inner.latest_seq().await
+    }
+}
+
 pub struct TestServer {
     pub base: String,
+    /// The issuer (the first node's base URL).
+    pub issuer: String,
+    /// How often a token's revocation status was read from the store.
+    pub revocation_reads: Arc<AtomicU64>,
     pub state: AppState,
     pub store: SqliteStore,
     pub clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -66,8 +114,20 @@ impl TestServer {
     }
 
     /// Like [`start`](Self::start), with the default policy adjusted by `adjust`.
-    pub async fn start_with(adjust: impl FnOnce(&mut Policy)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+    pub async fn start_with(adjust: impl FnOnce(&mut Policy) + 'static) -> Self {
+        Self::start_node(Node {
+            adjust: Some(Box::new(adjust)),
+            ..Node::default()
+        })
+        .await
+    }
+
+    /// Starts a node as `node` describes.
+    pub async fn start_node(node: Node<'_>) -> Self {
+        let dir = match node.share {
+            Some(other) => other._dir.clone(),
+            None => Arc::new(tempfile::tempdir().unwrap()),
+        };
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let store = SqliteStore::open(&url).await.unwrap();
         let master =
@@ -78,9 +138,32 @@ impl TestServer {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let ports = store.ports(Arc::new(ring), clock.clone(), Arc::new(OsRandom::default()));
-        let mut policy = Policy::new(base.clone());
-        adjust(&mut policy);
+        let mut ports = store.ports(Arc::new(ring), clock.clone(), Arc::new(OsRandom::default()));
+        let revocation_reads = Arc::new(AtomicU64::new(0));
+        ports.revocations = Arc::new(CountingRevocations {
+            inner: store.clone(),
+            reads: revocation_reads.clone(),
+        });
+        if node.cache {
+            let cache = Arc::new(LocalCache::new(1000, std::time::Duration::from_secs(300)));
+            let (follower, _) = RevocationFollower::start(
+                ports.revocations.clone(),
+                cache.clone(),
+                std::time::Duration::from_millis(100),
+                |_| {},
+            )
+            .await
+            .unwrap();
+            ports.cache = cache;
+            ports.on_revocation = Arc::new(follower);
+        }
+        let issuer = node
+            .share
+            .map_or(base.clone(), |other| other.issuer.clone());
+        let mut policy = Policy::new(issuer.clone());
+        if let Some(adjust) = node.adjust {
+            adjust(&mut policy);
+        }
         let server = Arc::new(AuthorizationServer::new(ports, policy));
         let state = AppState::new(server, Arc::new(AlwaysReady));
         let router = tessera_server::app(state.clone());
@@ -90,12 +173,17 @@ impl TestServer {
         }));
         let s = Self {
             base,
+            issuer,
             state,
             store,
             clock,
+            revocation_reads,
             _dir: dir,
             _shutdown: tx,
         };
+        if node.share.is_some() {
+            return s;
+        }
         s.add_client("svc", Some(SECRET), &[GrantType::ClientCredentials], &[])
             .await;
         let code_and_refresh = [GrantType::AuthorizationCode, GrantType::RefreshToken];
