@@ -51,6 +51,9 @@ pub const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 pub const AUDIENCE: &str = "https://api.example.test";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// A change to the default policy.
+pub type PolicyChange = Box<dyn FnOnce(&mut Policy)>;
+
 /// How to start a test node.
 #[derive(Default)]
 pub struct Node<'a> {
@@ -59,7 +62,7 @@ pub struct Node<'a> {
     /// Wire an in-process validation cache and revocation follower (polling every 100 ms).
     pub cache: bool,
     /// Adjust the policy.
-    pub adjust: Option<Box<dyn FnOnce(&mut Policy)>>,
+    pub adjust: Option<PolicyChange>,
 }
 
 /// The revocation list, counting how often the revocation status of a token is read.
