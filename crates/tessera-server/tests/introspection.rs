@@ -202,7 +202,8 @@ async fn refresh_tokens_are_active_only_while_live_and_only_to_their_client() {
 async fn callers_must_authenticate_as_confidential_clients() {
     let server = TestServer::start().await;
     let token = service_token(&server).await;
-    let cases: [(&str, Option<(&str, &str)>, Vec<(&str, &str)>); 4] = [
+    type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>);
+    let cases: [Case; 4] = [
         ("no authentication", None, vec![("token", &token)]),
         (
             "wrong secret",
