@@ -4,6 +4,11 @@
 //! `refresh`: each worker signs a user in once (login form + code exchange, not timed), then
 //! rotates its own refresh token chain as fast as the server answers, always presenting the
 //! token it received last, as a well-behaved client would.
+//! `introspect`: each worker introspects tokens read from `--tokens` (a file, one per line):
+//! with `--distinct`, every request takes the next unused token (all misses of the cache);
+//! without, each worker keeps asking about one token (all hits after the first).
+//! `healthz`: `GET /healthz`, the trivial endpoint to compare against.
+//! `mint`: not a measurement; writes `--count` client-credentials tokens to `--out`.
 //!
 //! Prints one JSON line with the throughput and latency percentiles of the timed phase.
 
@@ -20,6 +25,9 @@ use sha2::{Digest, Sha256};
 enum Mode {
     ClientCredentials,
     Refresh,
+    Introspect,
+    Healthz,
+    Mint,
 }
 
 /// Load generator for Tessera's token endpoint.
@@ -52,6 +60,24 @@ struct Args {
     /// Password (refresh mode).
     #[arg(long)]
     password: Option<String>,
+    /// File of tokens, one per line (introspect mode).
+    #[arg(long)]
+    tokens: Option<std::path::PathBuf>,
+    /// Introspect every token once (introspect mode).
+    #[arg(long)]
+    distinct: bool,
+    /// How many tokens to mint (mint mode).
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Where to write minted tokens (mint mode).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+/// State shared by the workers of one run.
+struct Shared {
+    tokens: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 #[tokio::main]
@@ -61,10 +87,28 @@ async fn main() -> Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
+    if let Mode::Mint = args.mode {
+        return mint(&args, &http).await;
+    }
+    let tokens = match (&args.mode, &args.tokens) {
+        (Mode::Introspect, Some(path)) => std::fs::read_to_string(path)?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        (Mode::Introspect, None) => bail!("--tokens is required"),
+        _ => Vec::new(),
+    };
+    let shared = std::sync::Arc::new(Shared {
+        tokens,
+        next: std::sync::atomic::AtomicUsize::new(0),
+    });
     let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let (args, http) = (args.clone(), http.clone());
-        workers.push(tokio::spawn(async move { worker(&args, &http).await }));
+    for index in 0..args.concurrency {
+        let (args, http, shared) = (args.clone(), http.clone(), shared.clone());
+        workers.push(tokio::spawn(async move {
+            worker(&args, &http, &shared, index).await
+        }));
     }
     let mut latencies = Vec::new();
     let mut errors = 0u64;
@@ -97,11 +141,18 @@ async fn main() -> Result<()> {
 }
 
 /// Runs one worker: setup, then requests until the duration is over.
-async fn worker(args: &Args, http: &reqwest::Client) -> Result<(Vec<Duration>, u64)> {
+async fn worker(
+    args: &Args,
+    http: &reqwest::Client,
+    shared: &Shared,
+    index: usize,
+) -> Result<(Vec<Duration>, u64)> {
     let token_url = format!("{}/api/v2/auth/token", args.base);
+    let introspect_url = format!("{}/api/v2/auth/introspect", args.base);
+    let healthz_url = format!("{}/healthz", args.base);
     let mut refresh = match args.mode {
         Mode::Refresh => Some(sign_in(args, http).await?),
-        Mode::ClientCredentials => None,
+        _ => None,
     };
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -119,14 +170,45 @@ async fn worker(args: &Args, http: &reqwest::Client) -> Result<(Vec<Duration>, u
                 ("refresh_token", rt.as_str()),
             ]),
             (Mode::Refresh, None) => bail!("no refresh token"),
+            (Mode::Introspect, _) => {
+                let i = if args.distinct {
+                    shared
+                        .next
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                } else {
+                    index
+                };
+                let Some(token) = shared.tokens.get(i % shared.tokens.len().max(1)) else {
+                    bail!("no tokens");
+                };
+                if args.distinct && i >= shared.tokens.len() {
+                    bail!("ran out of distinct tokens after {i}; mint more");
+                }
+                http.post(&introspect_url)
+                    .basic_auth(&args.client_id, args.client_secret.as_deref())
+                    .form(&[("token", token.as_str())])
+            }
+            (Mode::Healthz, _) => http.get(&healthz_url),
+            (Mode::Mint, _) => bail!("mint is not a load"),
         };
         let response = request.send().await;
         match response {
             Ok(r) if r.status().is_success() => {
-                let body: Value = r.json().await?;
-                if let Mode::Refresh = args.mode {
-                    let next = body["refresh_token"].as_str().context("no refresh_token")?;
-                    refresh = Some(next.to_owned());
+                match args.mode {
+                    Mode::Refresh => {
+                        let body: Value = r.json().await?;
+                        let next = body["refresh_token"].as_str().context("no refresh_token")?;
+                        refresh = Some(next.to_owned());
+                    }
+                    Mode::Introspect => {
+                        let body: Value = r.json().await?;
+                        if body["active"] != true {
+                            bail!("a token was not active: {body}");
+                        }
+                    }
+                    _ => {
+                        r.bytes().await?;
+                    }
                 }
                 latencies.push(started.elapsed());
             }
@@ -140,6 +222,41 @@ async fn worker(args: &Args, http: &reqwest::Client) -> Result<(Vec<Duration>, u
         }
     }
     Ok((latencies, errors))
+}
+
+/// Writes `--count` fresh client-credentials tokens to `--out`, one per line.
+async fn mint(args: &Args, http: &reqwest::Client) -> Result<()> {
+    let out = args.out.as_ref().context("--out is required")?;
+    let token_url = format!("{}/api/v2/auth/token", args.base);
+    let mut tasks = tokio::task::JoinSet::new();
+    let per_worker = args.count.div_ceil(args.concurrency.max(1));
+    for _ in 0..args.concurrency.max(1) {
+        let (http, url) = (http.clone(), token_url.clone());
+        let (id, secret) = (args.client_id.clone(), args.client_secret.clone());
+        tasks.spawn(async move {
+            let mut tokens = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                let body: Value = http
+                    .post(&url)
+                    .basic_auth(&id, secret.as_deref())
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let token = body["access_token"].as_str().context("no access_token")?;
+                tokens.push(token.to_owned());
+            }
+            anyhow::Ok(tokens)
+        });
+    }
+    let mut all = Vec::with_capacity(args.count);
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done??);
+    }
+    all.truncate(args.count);
+    std::fs::write(out, all.join("\n") + "\n")?;
+    Ok(())
 }
 
 /// Signs the user in through the login form and redeems the code: a refresh token.

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Introspection throughput, cached and uncached, next to a trivial endpoint (/healthz) of the
+# same server, measured in the same run against one `tessera serve` on the embedded store.
+#
+#   bench/introspect.sh        # ROUNDS=3 DURATION=10s CONCURRENCY=16 TOKENS=80000 by default
+#
+# Mints TOKENS client-credentials access tokens per round beforehand (not timed). Each round
+# then runs three closed-loop loads with bench/loadgen: GET /healthz; introspection of one
+# token per worker (every request after the first is a cache hit); introspection of the
+# round's tokens, each exactly once (every request is a miss: signature check, claims,
+# revocation-list read, cache fill). Prints each load as JSON and the medians with ratios
+# against /healthz. The load generator shares the machine's cores with the server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10s}"
+CONCURRENCY="${CONCURRENCY:-16}"
+TOKENS="${TOKENS:-80000}"
+
+cargo build --release --locked -q -p tessera -p tessera-loadgen
+BIN=target/release/tessera
+GEN=target/release/tessera-loadgen
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")"
+PID=""
+cleanup() {
+    [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+NO_COLOR=1 TESSERA_LOG=warn,tessera=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$TMP" \
+    >"$TMP/server.log" 2>&1 &
+PID=$!
+BASE=""
+for _ in $(seq 1 100); do
+    BASE="$(sed -n 's/.*tessera is ready.* issuer=\([^ ]*\).*/\1/p' "$TMP/server.log" | head -1)"
+    [[ -n "$BASE" ]] && curl -fsS -o /dev/null "$BASE/readyz" && break
+    sleep 0.1
+done
+[[ -n "$BASE" ]] || { cat "$TMP/server.log"; echo "server did not start" >&2; exit 1; }
+
+SECRET="$("$BIN" client --data-dir "$TMP" create --id bench-svc --grant-type client_credentials \
+    --scope read --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')"
+auth=(--client-id bench-svc --client-secret "$SECRET")
+load=(--base "$BASE" --concurrency "$CONCURRENCY" --duration "$DURATION")
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, concurrency $CONCURRENCY, $DURATION per load, $ROUNDS rounds"
+: >"$TMP/results.jsonl"
+for round in $(seq 1 "$ROUNDS"); do
+    "$GEN" --mode mint --base "$BASE" --concurrency "$CONCURRENCY" "${auth[@]}" \
+        --count "$TOKENS" --out "$TMP/tokens-$round"
+    "$GEN" --mode healthz "${load[@]}" "${auth[@]}" | tee -a "$TMP/results.jsonl"
+    "$GEN" --mode introspect "${load[@]}" "${auth[@]}" --tokens "$TMP/tokens-$round" \
+        | sed 's/"mode":"Introspect"/"mode":"IntrospectCached"/' | tee -a "$TMP/results.jsonl"
+    "$GEN" --mode introspect --distinct "${load[@]}" "${auth[@]}" --tokens "$TMP/tokens-$round" \
+        | sed 's/"mode":"Introspect"/"mode":"IntrospectUncached"/' | tee -a "$TMP/results.jsonl"
+done
+
+python3 - "$TMP/results.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(mode, key):
+    return statistics.median(r[key] for r in rows if r["mode"] == mode)
+base = med("Healthz", "per_second")
+print("\n| load | per second (median) | vs /healthz | p50 ms | p99 ms |")
+print("|---|---|---|---|---|")
+for name, mode in (("GET /healthz", "Healthz"), ("introspection, cached", "IntrospectCached"),
+                   ("introspection, uncached", "IntrospectUncached")):
+    print(f"| {name} | {med(mode, 'per_second'):.0f} | {med(mode, 'per_second') / base:.2f} "
+          f"| {med(mode, 'p50_ms')} | {med(mode, 'p99_ms')} |")
+print(f"\nerrors: {sum(r['errors'] for r in rows)}")
+PY
