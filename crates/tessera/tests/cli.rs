@@ -425,3 +425,95 @@ async fn published_kid(jwks_url: &str) -> String {
     let jwks: Value = reqwest::get(jwks_url).await.unwrap().json().await.unwrap();
     jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn janitor_once_removes_expired_records_and_says_how_many() {
+    use tessera_core::secret::SecretHash;
+    use tessera_core::session::{Session, SessionStore};
+    use tessera_core::time::UnixTime;
+    use tessera_core::user::{User, UserStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tessera.db", dir.path().display());
+    let store = tessera_store::SqliteStore::open(&url).await.unwrap();
+    let user = User {
+        id: "usr_1".into(),
+        username: "u".into(),
+        password_hash: "x".into(),
+        roles: vec![],
+        disabled: false,
+        created_at: UnixTime(0),
+    };
+    UserStore::create(&store, &user).await.unwrap();
+    for (id, expires_at) in [("old", 1), ("live", i64::MAX / 2)] {
+        let session = Session {
+            id_hash: SecretHash::of(id),
+            user_id: "usr_1".into(),
+            auth_time: UnixTime(0),
+            expires_at: UnixTime(expires_at),
+        };
+        SessionStore::create(&store, &session).await.unwrap();
+    }
+    store.close().await;
+
+    let out = tessera(dir.path(), &["janitor", "--once"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("removed 1 expired records") && printed.contains("sessions 1"),
+        "{printed}"
+    );
+    let store = tessera_store::SqliteStore::open(&url).await.unwrap();
+    assert!(
+        SessionStore::find(&store, &SecretHash::of("old"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        SessionStore::find(&store, &SecretHash::of("live"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.close().await;
+    let again = tessera(dir.path(), &["janitor", "--once"], None);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("removed 0 expired records"));
+}
+
+#[tokio::test]
+async fn metrics_count_issued_tokens_and_requests_by_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start(dir.path());
+    let (id, secret, url) = printed_curl(&demo);
+    for _ in 0..3 {
+        assert_eq!(token(&id, &secret, &url).await.status(), 200);
+    }
+    assert_eq!(token(&id, "wrong", &url).await.status(), 401);
+    let metrics_url = url.replace("/api/v2/auth/token", "/metrics");
+    let text = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"tessera_tokens_issued_total{grant="client_credentials"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"tessera_http_requests_total{endpoint="/api/v2/auth/token",status="401"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_http_request_duration_seconds"),
+        "{text}"
+    );
+    assert!(!text.contains(&secret), "no secret in metrics");
+}
