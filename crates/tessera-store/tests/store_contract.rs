@@ -11,12 +11,13 @@ use tempfile::TempDir;
 use tessera_core::StoreError;
 use tessera_core::authorization_code::{CodeRecord, CodeStore};
 use tessera_core::client::{Client, ClientStore, GrantType};
+use tessera_core::janitor::{Janitor, Purged};
 use tessera_core::keys::{Jwk, KeyRing, KeyStore, StoredKey};
 use tessera_core::pkce::CodeChallenge;
 use tessera_core::refresh_family::{
     Family, IssuedAccessToken, NewGrant, NewRefreshToken, RefreshStore, RefreshToken,
 };
-use tessera_core::revocation::{Revocation, RevocationList, RevocationReason};
+use tessera_core::revocation::{Revocation, RevocationList, RevocationReason, RevokedEntry};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::session::{Session, SessionStore};
@@ -28,7 +29,14 @@ use tessera_store::key_material::StaticKeyRing;
 
 /// Every store port, as one adapter implements them.
 trait Store:
-    ClientStore + UserStore + CodeStore + SessionStore + KeyStore + RefreshStore + RevocationList
+    ClientStore
+    + UserStore
+    + CodeStore
+    + SessionStore
+    + KeyStore
+    + RefreshStore
+    + RevocationList
+    + Janitor
 {
 }
 impl<S> Store for S where
@@ -39,6 +47,7 @@ impl<S> Store for S where
         + KeyStore
         + RefreshStore
         + RevocationList
+        + Janitor
 {
 }
 
@@ -1745,6 +1754,718 @@ async fn check_revocation_list<S: Store>(store: &S) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Revocation log (the ordered list caches and gateways follow)
+// ---------------------------------------------------------------------------------------
+
+async fn revoked_since<S: Store>(store: &S, after: i64, limit: u32) -> Vec<RevokedEntry> {
+    RevocationList::revoked_since(store, after, limit)
+        .await
+        .unwrap()
+}
+
+async fn latest_seq<S: Store>(store: &S) -> i64 {
+    RevocationList::latest_seq(store).await.unwrap()
+}
+
+/// Lists `jti` directly (RFC 7009) until `expires_at`, revoked at `at`.
+async fn revoke_jti<S: Store>(store: &S, jti: &str, expires_at: i64, at: i64) {
+    RevocationList::revoke_access_token(
+        store,
+        jti,
+        UnixTime(expires_at),
+        Revocation {
+            at: UnixTime(at),
+            reason: RevocationReason::ClientRequest,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn jtis(entries: &[RevokedEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.jti.as_str()).collect()
+}
+
+fn assert_seqs_increasing(entries: &[RevokedEntry]) {
+    assert!(
+        entries.iter().all(|e| e.seq > 0),
+        "seq starts above 0 (the empty list's latest_seq): {entries:?}"
+    );
+    assert!(
+        entries.windows(2).all(|w| w[0].seq < w[1].seq),
+        "seq strictly increases: {entries:?}"
+    );
+}
+
+async fn check_revocation_log<S: Store>(store: &S) {
+    assert_eq!(latest_seq(store).await, 0, "latest_seq of an empty list");
+    assert!(revoked_since(store, 0, 10).await.is_empty());
+
+    seed_owner(store, "client", "u1").await;
+    UserStore::create(store, &user("u2", "name-of-u2"))
+        .await
+        .unwrap();
+    // The first access tokens live long, the two issued by rotation below expire first, so
+    // the janitor can drop the newest entries while older ones stay.
+    let long = T0 + 5 * DAY;
+    let short = T0 + 2 * HOUR;
+    for (tag, user_id) in [
+        ("f1", "u1"),
+        ("f2", "u1"),
+        ("f3", "u1"),
+        ("g1", "u2"),
+        ("g2", "u2"),
+    ] {
+        start_family_with(
+            store,
+            tag,
+            user_id,
+            T0 + HOUR,
+            Some(new_refresh(tag, T0)),
+            access(&format!("jti-{tag}"), long),
+        )
+        .await;
+    }
+    rotate_ok(store, "f2", &new_refresh("f2b", T0 + 10), "jti-f2b", short).await;
+    rotate_ok(store, "f3", &new_refresh("f3b", T0 + 10), "jti-f3b", short).await;
+    assert_eq!(latest_seq(store).await, 0, "issuing tokens lists nothing");
+
+    // The three revoking paths, interleaved.
+    revoke_jti(store, "jti-x1", long, T0 + 100).await;
+    assert!(
+        RefreshStore::revoke_family(
+            store,
+            "fam-f1",
+            RevocationReason::RefreshTokenReuse,
+            UnixTime(T0 + 110)
+        )
+        .await
+        .unwrap()
+    );
+    revoke_jti(store, "jti-f2", long, T0 + 120).await;
+    revoke_jti(store, "jti-f3", long, T0 + 130).await;
+    revoke_jti(store, "jti-x2", long, T0 + 140).await;
+    assert_eq!(
+        RefreshStore::revoke_user_families(
+            store,
+            "u2",
+            RevocationReason::UserSignOut,
+            UnixTime(T0 + 150)
+        )
+        .await
+        .unwrap(),
+        2
+    );
+    let before = revoked_since(store, 0, 100).await;
+    assert_eq!(before.len(), 7, "{before:?}");
+    assert_eq!(
+        jtis(&before[..5]),
+        ["jti-x1", "jti-f1", "jti-f2", "jti-f3", "jti-x2"]
+    );
+    // One revoke_user_families call lists its jtis in no particular order among themselves.
+    let mut signed_out = jtis(&before[5..]);
+    signed_out.sort_unstable();
+    assert_eq!(signed_out, ["jti-g1", "jti-g2"]);
+    assert_seqs_increasing(&before);
+    assert!(before.iter().all(|e| e.expires_at == UnixTime(long)));
+    assert_eq!(latest_seq(store).await, before[6].seq);
+
+    // Re-revoking listed jtis, by any path, adds nothing and moves nothing.
+    revoke_jti(store, "jti-x1", long + DAY, T0 + 200).await;
+    revoke_jti(store, "jti-f1", long + DAY, T0 + 200).await;
+    revoke_jti(store, "jti-g2", long + DAY, T0 + 200).await;
+    assert!(
+        !RefreshStore::revoke_family(
+            store,
+            "fam-g1",
+            RevocationReason::ClientRequest,
+            UnixTime(T0 + 210)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        RefreshStore::revoke_user_families(
+            store,
+            "u2",
+            RevocationReason::UserSignOut,
+            UnixTime(T0 + 220)
+        )
+        .await
+        .unwrap(),
+        0
+    );
+    assert_eq!(revoked_since(store, 0, 100).await, before);
+    assert_eq!(
+        latest_seq(store).await,
+        before[6].seq,
+        "an ignored re-revocation uses up no seq"
+    );
+
+    // A family revocation (and a user sign-out) whose first access token is already listed
+    // adds only the tokens not yet on the list.
+    assert!(
+        RefreshStore::revoke_family(
+            store,
+            "fam-f2",
+            RevocationReason::ClientRequest,
+            UnixTime(T0 + 300)
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        RefreshStore::revoke_user_families(
+            store,
+            "u1",
+            RevocationReason::UserSignOut,
+            UnixTime(T0 + 400)
+        )
+        .await
+        .unwrap(),
+        1,
+        "only fam-f3 was still unrevoked"
+    );
+    let all = revoked_since(store, 0, 100).await;
+    assert_eq!(all.len(), 9, "{all:?}");
+    assert_eq!(all[..7], before[..], "earlier entries keep their positions");
+    assert_eq!(jtis(&all[7..]), ["jti-f2b", "jti-f3b"]);
+    assert!(all[7..].iter().all(|e| e.expires_at == UnixTime(short)));
+    assert_seqs_increasing(&all);
+    let high = all[8].seq;
+    assert_eq!(latest_seq(store).await, high);
+
+    // Paging: every page size walks the whole list exactly once, then comes back empty.
+    for limit in 1..=10u32 {
+        let mut cursor = 0;
+        let mut walked = Vec::new();
+        loop {
+            let page = revoked_since(store, cursor, limit).await;
+            let start = walked.len();
+            let end = all.len().min(start + limit as usize);
+            assert_eq!(page, all[start..end], "page after {cursor}, limit {limit}");
+            let Some(last) = page.last() else { break };
+            cursor = last.seq;
+            walked.extend(page);
+        }
+        assert_eq!(walked, all);
+    }
+    // Any cursor resumes right after its entry.
+    for (i, entry) in all.iter().enumerate() {
+        assert_eq!(
+            revoked_since(store, entry.seq, 2).await,
+            all[i + 1..all.len().min(i + 3)],
+            "after {}",
+            entry.seq
+        );
+    }
+    assert!(revoked_since(store, 0, 0).await.is_empty(), "limit 0");
+    assert!(revoked_since(store, high, 10).await.is_empty());
+    assert!(revoked_since(store, high + 1_000, 10).await.is_empty());
+
+    // The janitor drops the two newest entries (expired at `short`); the high-water mark
+    // stays, or a follower whose cursor is at `high` would miss the next entries.
+    assert_eq!(
+        purge(store, short, 100).await.revocations,
+        2,
+        "the entries of jti-f2b and jti-f3b"
+    );
+    assert_eq!(revoked_since(store, 0, 100).await, all[..7]);
+    assert_eq!(latest_seq(store).await, high, "latest_seq never goes back");
+    // Then all of them.
+    assert_eq!(purge(store, long, 100).await.revocations, 7);
+    assert!(revoked_since(store, 0, 100).await.is_empty());
+    assert_eq!(latest_seq(store).await, high, "latest_seq never goes back");
+
+    // The next revocation is positioned after everything handed out before.
+    revoke_jti(store, "jti-next", long + DAY, long + 1).await;
+    let next = revoked_since(store, high, 10).await;
+    assert_eq!(jtis(&next), ["jti-next"]);
+    assert!(next[0].seq > high, "{} > {high}", next[0].seq);
+    assert_eq!(revoked_since(store, 0, 10).await, next);
+    assert_eq!(latest_seq(store).await, next[0].seq);
+}
+
+// ---------------------------------------------------------------------------------------
+// Janitor
+// ---------------------------------------------------------------------------------------
+
+async fn purge<S: Store>(store: &S, now: i64, batch: u32) -> Purged {
+    Janitor::purge_expired(store, UnixTime(now), batch)
+        .await
+        .unwrap()
+}
+
+/// Issues code `tsc_{tag}` of `client` to `user_id`, expiring at `code_expires_at`, and
+/// redeems it at `T0` into family `fam-{tag}` with the given first tokens; the client and
+/// user must exist.
+async fn start_family_with<S: Store>(
+    store: &S,
+    tag: &str,
+    user_id: &str,
+    code_expires_at: i64,
+    refresh: Option<NewRefreshToken>,
+    access: IssuedAccessToken,
+) -> NewGrant {
+    let record = CodeRecord {
+        expires_at: UnixTime(code_expires_at),
+        ..code(&format!("tsc_{tag}"), "client", user_id, None)
+    };
+    CodeStore::insert(store, &record).await.unwrap();
+    let grant = NewGrant {
+        family: family(&format!("fam-{tag}"), "client", user_id),
+        refresh,
+        access,
+    };
+    assert!(
+        CodeStore::redeem(store, &record.code_hash, UnixTime(T0), &grant)
+            .await
+            .unwrap(),
+        "redeem of a fresh code"
+    );
+    grant
+}
+
+/// Rotates `tsr_{old}` into `new` at `new.issued_at`, recording access token `jti`.
+async fn rotate_ok<S: Store>(
+    store: &S,
+    old: &str,
+    new: &NewRefreshToken,
+    jti: &str,
+    jti_expires_at: i64,
+) {
+    assert!(
+        RefreshStore::rotate(
+            store,
+            &refresh_hash(old),
+            new,
+            &access(jti, jti_expires_at),
+            new.issued_at
+        )
+        .await
+        .unwrap(),
+        "rotation of tsr_{old}"
+    );
+}
+
+/// The refresh token `tsr_{tag}`, issued at `issued_at`, expiring at `expires_at`.
+fn refresh_until(tag: &str, issued_at: i64, expires_at: i64) -> NewRefreshToken {
+    NewRefreshToken {
+        token_hash: refresh_hash(tag),
+        issued_at: UnixTime(issued_at),
+        expires_at: UnixTime(expires_at),
+    }
+}
+
+fn session(tag: &str, user_id: &str, expires_at: i64) -> Session {
+    Session {
+        id_hash: SecretHash::of(&format!("tsx_{tag}")),
+        user_id: user_id.to_owned(),
+        auth_time: UnixTime(T0),
+        expires_at: UnixTime(expires_at),
+    }
+}
+
+fn standalone_code(tag: &str, expires_at: i64) -> CodeRecord {
+    CodeRecord {
+        expires_at: UnixTime(expires_at),
+        ..code(&format!("tsc_{tag}"), "client", "user", None)
+    }
+}
+
+/// When the janitor runs in the janitor checks.
+const NOW: i64 = T0 + 10 * DAY;
+
+/// Families of `seed_janitor_mix` that the janitor keeps (fam-c, fam-d and fam-f go).
+const LIVE_FAMILIES: [&str; 4] = ["fam-a", "fam-b", "fam-e", "fam-g"];
+/// Access token records of `seed_janitor_mix` that outlive `NOW`.
+const LIVE_ACCESS_RECORDS: [&str; 3] = ["jti-b1", "jti-e", "jti-g"];
+
+/// Live and dead records of every kind at `NOW`; `expires_at == NOW` counts as dead.
+async fn seed_janitor_mix<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    let live_code = NOW + 60;
+
+    // (a) Live: its unrotated token lives. Its rotated first token and both access tokens
+    //     have expired (one exactly at NOW).
+    start_family_with(
+        store,
+        "a",
+        "user",
+        live_code,
+        Some(refresh_until("a1", T0, NOW - DAY)),
+        access("jti-a1", T0 + HOUR),
+    )
+    .await;
+    rotate_ok(
+        store,
+        "a1",
+        &refresh_until("a2", T0 + 10, NOW + DAY),
+        "jti-a2",
+        NOW,
+    )
+    .await;
+
+    // (b) Revoked, but one access token it issued still lives: kept (so it can still be
+    //     answered), minus its expired unrotated token and access token record. Its code
+    //     (used) expires exactly at NOW.
+    start_family_with(
+        store,
+        "b",
+        "user",
+        NOW,
+        Some(refresh_until("b1", T0, NOW + DAY)),
+        access("jti-b1", NOW + 1),
+    )
+    .await;
+    rotate_ok(
+        store,
+        "b1",
+        &refresh_until("b2", T0 + 10, NOW),
+        "jti-b2",
+        NOW - 1,
+    )
+    .await;
+    assert!(
+        RefreshStore::revoke_family(
+            store,
+            "fam-b",
+            RevocationReason::CodeReplay,
+            UnixTime(T0 + 20)
+        )
+        .await
+        .unwrap()
+    );
+
+    // (c) Revoked, every access token expired: removed, with its unexpired refresh tokens.
+    //     Its code (used) has expired.
+    start_family_with(
+        store,
+        "c",
+        "user",
+        NOW - 1,
+        Some(refresh_until("c1", T0, NOW + DAY)),
+        access("jti-c1", NOW - HOUR),
+    )
+    .await;
+    rotate_ok(
+        store,
+        "c1",
+        &refresh_until("c2", T0 + 10, NOW + 2 * DAY),
+        "jti-c2",
+        NOW,
+    )
+    .await;
+    assert!(
+        RefreshStore::revoke_family(
+            store,
+            "fam-c",
+            RevocationReason::RefreshTokenReuse,
+            UnixTime(T0 + 20)
+        )
+        .await
+        .unwrap()
+    );
+
+    // (d) Not revoked, but its only unrotated token has expired (its rotated one has not)
+    //     and so have its access tokens: removed.
+    start_family_with(
+        store,
+        "d",
+        "user",
+        live_code,
+        Some(refresh_until("d1", T0, NOW + DAY)),
+        access("jti-d1", NOW - 1),
+    )
+    .await;
+    rotate_ok(
+        store,
+        "d1",
+        &refresh_until("d2", T0 + 10, NOW - 1),
+        "jti-d2",
+        NOW,
+    )
+    .await;
+
+    // (e) No refresh token at all, but a live access token: kept.
+    start_family_with(
+        store,
+        "e",
+        "user",
+        live_code,
+        None,
+        access("jti-e", NOW + 1),
+    )
+    .await;
+
+    // (f) No refresh token, access token expired exactly at NOW: removed.
+    start_family_with(store, "f", "user", live_code, None, access("jti-f", NOW)).await;
+
+    // (g) Not revoked, its refresh token expired exactly at NOW, but its access token lives:
+    //     kept, minus the refresh token.
+    start_family_with(
+        store,
+        "g",
+        "user",
+        live_code,
+        Some(refresh_until("g1", T0, NOW)),
+        access("jti-g", NOW + HOUR),
+    )
+    .await;
+
+    // Unused codes.
+    for (tag, expires_at) in [
+        ("unused-live", live_code),
+        ("unused-dead", NOW - 1),
+        ("unused-edge", NOW),
+    ] {
+        CodeStore::insert(store, &standalone_code(tag, expires_at))
+            .await
+            .unwrap();
+    }
+    // Entries listed directly (fam-b and fam-c listed jti-b1, jti-b2, jti-c1 and jti-c2).
+    for (jti, expires_at) in [
+        ("jti-x-live", NOW + 1),
+        ("jti-x-dead", NOW - 1),
+        ("jti-x-edge", NOW),
+    ] {
+        revoke_jti(store, jti, expires_at, T0 + 30).await;
+    }
+    for (tag, expires_at) in [("s-live", NOW + 1), ("s-dead", NOW - 1), ("s-edge", NOW)] {
+        SessionStore::create(store, &session(tag, "user", expires_at))
+            .await
+            .unwrap();
+    }
+}
+
+async fn check_janitor_purges_only_dead<S: Store>(store: &S) {
+    seed_janitor_mix(store).await;
+    let listed_before = revoked_since(store, 0, 100).await;
+    let mut listed_jtis = jtis(&listed_before);
+    listed_jtis.sort_unstable();
+    assert_eq!(
+        listed_jtis,
+        [
+            "jti-b1",
+            "jti-b2",
+            "jti-c1",
+            "jti-c2",
+            "jti-x-dead",
+            "jti-x-edge",
+            "jti-x-live"
+        ]
+    );
+    let codes_before: Vec<(&str, Option<CodeRecord>)> = {
+        let mut found = Vec::new();
+        for tag in [
+            "a",
+            "b",
+            "c",
+            "d",
+            "e",
+            "f",
+            "g",
+            "unused-live",
+            "unused-dead",
+            "unused-edge",
+        ] {
+            let hash = SecretHash::of(&format!("tsc_{tag}"));
+            found.push((tag, CodeStore::find(store, &hash).await.unwrap()));
+        }
+        found
+    };
+    let a2_before = find_token(store, &refresh_hash("a2")).await.unwrap();
+    let b1_before = find_token(store, &refresh_hash("b1")).await.unwrap();
+
+    assert_eq!(
+        purge(store, NOW, 100).await,
+        Purged {
+            // tsc_b and tsc_c (used), tsc_unused-dead and tsc_unused-edge.
+            codes: 4,
+            // tsr_a1 (rotated), tsr_b2, tsr_d2 and tsr_g1; the unexpired tokens of the dead
+            // families (tsr_c1, tsr_c2, tsr_d1) go with them, uncounted.
+            refresh_tokens: 4,
+            families: 3,
+            // Every expired record, of live and dead families alike: jti-a1, jti-a2,
+            // jti-b2, jti-c1, jti-c2, jti-d1, jti-d2 and jti-f.
+            access_token_records: 8,
+            // jti-b2, jti-c1, jti-c2, jti-x-dead and jti-x-edge.
+            revocations: 5,
+            sessions: 2,
+        }
+    );
+    // Nothing dead is left for a second pass.
+    assert_eq!(purge(store, NOW, 100).await, Purged::default());
+
+    // Codes: the expired ones are gone, used or not; the others are unchanged.
+    for (tag, before) in codes_before {
+        let after = CodeStore::find(store, &SecretHash::of(&format!("tsc_{tag}")))
+            .await
+            .unwrap();
+        let dead = matches!(tag, "b" | "c" | "unused-dead" | "unused-edge");
+        assert!(before.is_some(), "tsc_{tag} was stored");
+        if dead {
+            assert_eq!(after, None, "tsc_{tag} is purged");
+        } else {
+            assert_eq!(after, before, "tsc_{tag} is kept unchanged");
+        }
+    }
+
+    // Refresh tokens: expired ones and those of dead families are gone.
+    for tag in ["a1", "b2", "c1", "c2", "d1", "d2", "g1"] {
+        assert_eq!(
+            find_token(store, &refresh_hash(tag)).await,
+            None,
+            "tsr_{tag} is purged"
+        );
+    }
+    assert_eq!(
+        find_token(store, &refresh_hash("a2")).await,
+        Some(a2_before),
+        "tsr_a2 and fam-a are kept unchanged"
+    );
+    assert_eq!(
+        find_token(store, &refresh_hash("b1")).await,
+        Some(b1_before),
+        "tsr_b1 and fam-b are kept unchanged"
+    );
+
+    // Revocation list: the expired entries are gone, the others keep their positions.
+    let kept: Vec<RevokedEntry> = listed_before
+        .iter()
+        .filter(|e| e.expires_at.0 > NOW)
+        .cloned()
+        .collect();
+    assert_eq!(jtis(&kept), ["jti-b1", "jti-x-live"]);
+    assert_eq!(revoked_since(store, 0, 100).await, kept);
+    for jti in ["jti-b2", "jti-c1", "jti-c2", "jti-x-dead", "jti-x-edge"] {
+        assert!(!is_revoked(store, jti).await, "{jti} is no longer listed");
+    }
+
+    // Sessions.
+    assert_eq!(
+        SessionStore::find(store, &session("s-live", "user", 0).id_hash)
+            .await
+            .unwrap(),
+        Some(session("s-live", "user", NOW + 1))
+    );
+    for tag in ["s-dead", "s-edge"] {
+        assert_eq!(
+            SessionStore::find(store, &session(tag, "user", 0).id_hash)
+                .await
+                .unwrap(),
+            None,
+            "session {tag} is purged"
+        );
+    }
+
+    // Families without a findable refresh token: the live ones still exist and still hold
+    // their live access token records (revoking lists them); the dead ones are unknown.
+    for id in ["fam-e", "fam-g"] {
+        assert!(
+            RefreshStore::revoke_family(store, id, RevocationReason::ClientRequest, UnixTime(NOW))
+                .await
+                .unwrap(),
+            "{id} is kept"
+        );
+    }
+    assert!(is_revoked(store, "jti-e").await);
+    assert!(is_revoked(store, "jti-g").await);
+    for id in ["fam-d", "fam-f"] {
+        assert!(
+            !RefreshStore::revoke_family(store, id, RevocationReason::ClientRequest, UnixTime(NOW))
+                .await
+                .unwrap(),
+            "{id} is purged"
+        );
+    }
+    assert!(!is_revoked(store, "jti-d1").await);
+    assert!(!is_revoked(store, "jti-f").await);
+}
+
+async fn check_janitor_batches<S: Store>(store: &S) {
+    seed_owner(store, "client", "user").await;
+    for i in 0..5 {
+        SessionStore::create(store, &session(&format!("dead-{i}"), "user", NOW - i))
+            .await
+            .unwrap();
+        CodeStore::insert(store, &standalone_code(&format!("dead-{i}"), NOW - i))
+            .await
+            .unwrap();
+        revoke_jti(store, &format!("jti-dead-{i}"), NOW - i, T0).await;
+    }
+    // Four expired refresh tokens: a multiple of the batch size.
+    for tag in ["r1", "r2", "r3", "r4"] {
+        start_family_with(
+            store,
+            tag,
+            "user",
+            NOW + 1,
+            Some(refresh_until(tag, T0, NOW - 1)),
+            access(&format!("jti-{tag}"), NOW + 1),
+        )
+        .await;
+    }
+    SessionStore::create(store, &session("live", "user", NOW + 1))
+        .await
+        .unwrap();
+    CodeStore::insert(store, &standalone_code("live", NOW + 1))
+        .await
+        .unwrap();
+    revoke_jti(store, "jti-live", NOW + 1, T0).await;
+
+    assert_eq!(
+        purge(store, NOW, 2).await,
+        Purged {
+            codes: 5,
+            refresh_tokens: 4,
+            revocations: 5,
+            sessions: 5,
+            ..Purged::default()
+        },
+        "one pass removes everything dead, batch after batch"
+    );
+    assert_eq!(purge(store, NOW, 2).await, Purged::default());
+    assert_eq!(purge(store, NOW, 1).await, Purged::default());
+
+    assert_eq!(
+        SessionStore::find(store, &session("live", "user", 0).id_hash)
+            .await
+            .unwrap(),
+        Some(session("live", "user", NOW + 1))
+    );
+    assert_eq!(
+        CodeStore::find(store, &standalone_code("live", 0).code_hash)
+            .await
+            .unwrap(),
+        Some(standalone_code("live", NOW + 1))
+    );
+    assert_eq!(jtis(&revoked_since(store, 0, 100).await), ["jti-live"]);
+    for i in 0..5 {
+        assert_eq!(
+            SessionStore::find(store, &session(&format!("dead-{i}"), "user", 0).id_hash)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    // Batch size 1 works the same way.
+    for i in 0..3 {
+        SessionStore::create(store, &session(&format!("late-{i}"), "user", NOW))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        purge(store, NOW, 1).await,
+        Purged {
+            sessions: 3,
+            ..Purged::default()
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // Persistence across reopen
 // ---------------------------------------------------------------------------------------
 
@@ -1958,6 +2679,9 @@ mod sqlite {
         check_refresh_revoke_family,
         check_refresh_revoke_user_families,
         check_revocation_list,
+        check_revocation_log,
+        check_janitor_purges_only_dead,
+        check_janitor_batches,
         check_session_lifecycle,
         check_session_requires_user,
         check_keys_insert_and_list,
@@ -1969,6 +2693,52 @@ mod sqlite {
         check_code_redeem_concurrent,
         check_refresh_rotate_concurrent
     );
+
+    /// The generic check, plus what no port shows: exactly the live families and access
+    /// token records are left, and nothing of a dead family.
+    #[tokio::test]
+    async fn janitor_leaves_exactly_the_live_rows() {
+        let (dir, store) = open_sqlite().await;
+        super::seed_janitor_mix(&store).await;
+        super::purge(&store, super::NOW, 100).await;
+        store.close().await;
+
+        let pool = sqlx::SqlitePool::connect(&super::sqlite_url(&dir))
+            .await
+            .unwrap();
+        let families: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM refresh_families ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(families, super::LIVE_FAMILIES);
+        let records: Vec<String> =
+            sqlx::query_scalar("SELECT jti FROM family_access_tokens ORDER BY jti")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(records, super::LIVE_ACCESS_RECORDS);
+        let tokens: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT token_hash FROM refresh_tokens ORDER BY family_id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let expected: Vec<Vec<u8>> = ["a2", "b1"]
+            .map(|tag| super::refresh_hash(tag).0.to_vec())
+            .into();
+        assert_eq!(tokens, expected);
+        // Foreign keys were on: nothing of a removed family is left behind.
+        for sql in [
+            "SELECT COUNT(*) FROM refresh_tokens WHERE family_id NOT IN \
+             (SELECT id FROM refresh_families)",
+            "SELECT COUNT(*) FROM family_access_tokens WHERE family_id NOT IN \
+             (SELECT id FROM refresh_families)",
+        ] {
+            let orphans: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            assert_eq!(orphans, 0, "{sql}");
+        }
+        pool.close().await;
+    }
 
     #[tokio::test]
     async fn reopen_keeps_data_and_does_not_reapply_migrations() {

@@ -9,12 +9,16 @@ use tessera_core::time::UnixTime;
 use super::{SqliteStore, map_err};
 
 /// One `DELETE` per kind, each removing at most `batch` rows (by rowid) that are dead at
-/// `now`; run until a batch comes back short.
+/// `now`; run until a batch comes back short. Expired tokens and access token records go
+/// before the families, so each is counted under its own kind even when its family dies
+/// too (whether a family is dead does not depend on its expired rows).
 const DELETES: [&str; 6] = [
     "DELETE FROM authorization_codes WHERE rowid IN \
      (SELECT rowid FROM authorization_codes WHERE expires_at <= ?1 LIMIT ?2)",
     "DELETE FROM refresh_tokens WHERE rowid IN \
      (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+    "DELETE FROM family_access_tokens WHERE rowid IN \
+     (SELECT rowid FROM family_access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     // A family is dead once it is revoked or has no live refresh token (which includes
     // passing its absolute limit), and none of its access tokens still lives; whatever it
     // still holds goes with it (ON DELETE CASCADE).
@@ -25,8 +29,6 @@ const DELETES: [&str; 6] = [
       AND NOT EXISTS (SELECT 1 FROM family_access_tokens a \
                       WHERE a.family_id = f.id AND a.expires_at > ?1) \
       LIMIT ?2)",
-    "DELETE FROM family_access_tokens WHERE rowid IN \
-     (SELECT rowid FROM family_access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     "DELETE FROM revoked_access_tokens WHERE seq IN \
      (SELECT seq FROM revoked_access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
     "DELETE FROM browser_sessions WHERE rowid IN \
@@ -56,8 +58,8 @@ impl Janitor for SqliteStore {
         let [
             codes,
             refresh_tokens,
-            families,
             access_token_records,
+            families,
             revocations,
             sessions,
         ] = counts;

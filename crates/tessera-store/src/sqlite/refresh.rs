@@ -3,6 +3,10 @@
 //! Every multi-statement step runs in a `BEGIN IMMEDIATE` transaction whose first write is
 //! a conditional UPDATE: SQLite admits one writer at a time, so the UPDATE's row count is
 //! the compare-and-set, and the loser changes nothing.
+//!
+//! Inserts into the revocation list skip already listed jtis with `NOT EXISTS`: an INSERT
+//! that hits `ON CONFLICT DO NOTHING` still advances the AUTOINCREMENT counter, so
+//! `latest_seq` would run ahead of the last entry (the ON CONFLICT stays as a safety net).
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -256,8 +260,9 @@ impl RefreshStore for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-             SELECT jti, expires_at, ?, ? FROM family_access_tokens \
-             WHERE family_id = ? AND expires_at > ? \
+             SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
+             WHERE a.family_id = ? AND a.expires_at > ? AND NOT EXISTS \
+             (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
              ON CONFLICT (jti) DO NOTHING",
         )
         .bind(now.0)
@@ -287,6 +292,7 @@ impl RefreshStore for SqliteStore {
              SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
              JOIN refresh_families f ON f.id = a.family_id \
              WHERE f.user_id = ? AND f.revoked_at IS NULL AND a.expires_at > ? \
+             AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
              ON CONFLICT (jti) DO NOTHING",
         )
         .bind(now.0)
@@ -319,9 +325,13 @@ impl RevocationList for SqliteStore {
         expires_at: UnixTime,
         revocation: Revocation,
     ) -> Result<(), StoreError> {
+        // Filtered rather than left to ON CONFLICT alone: an INSERT that conflicts has
+        // already drawn a seq, which would push latest_seq past every listed entry.
         sqlx::query(
             "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (jti) DO NOTHING",
+             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS \
+             (SELECT 1 FROM revoked_access_tokens WHERE jti = ?1) \
+             ON CONFLICT (jti) DO NOTHING",
         )
         .bind(jti)
         .bind(expires_at.0)
