@@ -31,6 +31,7 @@ pub mod policy;
 pub mod random;
 pub mod refresh_family;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod revoke;
 pub mod scope;
 pub mod secret;

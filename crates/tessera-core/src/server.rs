@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::authorization_code::{CODE_PREFIX, CodeRecord, CodeStore};
 use crate::authorize::{self, AuthorizationRequest, AuthorizeError};
-use crate::client::{self, ClientCredentials, ClientStore, GrantType};
+use crate::client::{self, AuthenticatedClient, ClientCredentials, ClientStore, GrantType};
 use crate::error::OAuthError;
 use crate::grant::{self, TokenResponse};
 use crate::introspection::{self, Introspection, ValidationCache};
@@ -239,6 +239,18 @@ impl AuthorizationServer {
         let credentials = credentials(params, basic)?;
         let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
         introspection::introspect(self, client, params).await
+    }
+
+    /// Authenticates a client from HTTP Basic credentials alone (for GET endpoints).
+    pub async fn authenticate_basic(
+        &self,
+        basic: Option<(String, String)>,
+    ) -> Result<AuthenticatedClient, OAuthError> {
+        let Some((id, secret)) = basic else {
+            return Err(OAuthError::InvalidClient { basic: true });
+        };
+        let credentials = ClientCredentials::Basic { id, secret };
+        client::authenticate(self.ports.clients.as_ref(), credentials).await
     }
 
     /// Handles a revocation request (RFC 7009 §2.1), authenticating the client as the token

@@ -18,6 +18,7 @@ pub mod introspect;
 pub mod jwks;
 pub mod metrics;
 pub mod pages;
+pub mod revocations;
 pub mod revoke;
 pub mod token;
 
@@ -57,6 +58,8 @@ pub mod paths {
     pub const REVOKE: &str = "/api/v2/auth/revoke";
     /// The introspection endpoint (RFC 7662).
     pub const INTROSPECT: &str = "/api/v2/auth/introspect";
+    /// The revocation feed for remote gateways.
+    pub const REVOCATIONS: &str = "/api/v2/auth/revocations";
     /// The demo callback (`serve --demo`).
     pub const DEMO_CALLBACK: &str = "/demo/callback";
 }
@@ -133,6 +136,7 @@ pub fn app(state: AppState) -> Router {
             paths::INTROSPECT,
             axum::routing::post(introspect::introspect).fallback(json_405),
         )
+        .route(paths::REVOCATIONS, get(revocations::feed))
         .route("/metrics", get(metrics::render))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
