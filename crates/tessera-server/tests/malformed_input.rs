@@ -338,6 +338,15 @@ fn corpus() -> Vec<Case> {
         json("introspect: wrong content-type", "POST", I, 400).body(&cc),
         form("introspect: public client", I, "token=x&client_id=spa", Json).status(401),
         json("introspect: GET", "GET", I, 405),
+        // ---- revocation feed: Basic auth, numeric cursor
+        json("feed: no auth", "GET", "/api/v2/auth/revocations", 401),
+        json("feed: bad cursor", "GET", "/api/v2/auth/revocations?after=%FF", 401),
+        json("feed: huge wait", "GET", "/api/v2/auth/revocations?wait=99999999999999999999", 401),
+        json("feed: POST", "POST", "/api/v2/auth/revocations", 405),
+        json("feed: bad cursor, authenticated", "GET", "/api/v2/auth/revocations?after=abc", 400)
+            .header("authorization", basic(format!("svc:{SECRET}").as_bytes())),
+        json("feed: invalid UTF-8 query, authenticated", "GET", "/api/v2/auth/revocations?after=%FF", 400)
+            .header("authorization", basic(format!("svc:{SECRET}").as_bytes())),
         // ---- authorize GET: an HTML page, never a redirect to an unverified URI
         req("authorize GET: no query", "GET", A, Html).status(400),
         page("authorize GET: empty query", "", 400),
