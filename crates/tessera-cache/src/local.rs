@@ -28,6 +28,7 @@ pub struct LocalCache {
     entries: Cache<[u8; 32], (ActiveToken, Duration)>,
     /// `jti`s revoked while their entries may still live; kept as long as the longest TTL.
     revoked: Cache<String, ()>,
+    max_ttl: Duration,
 }
 
 impl std::fmt::Debug for LocalCache {
@@ -51,7 +52,18 @@ impl LocalCache {
                 .max_capacity(capacity.max(1024))
                 .time_to_live(max_ttl.max(Duration::from_secs(1)))
                 .build(),
+            max_ttl,
         }
+    }
+
+    /// The longest TTL an entry is meant to have (the validation cache TTL).
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
+    }
+
+    /// Whether `jti` was evicted recently enough that its entries may still live elsewhere.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.contains_key(jti)
     }
 
     /// Entries currently held (approximate; for metrics).

@@ -10,11 +10,15 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: the store answers; 503 otherwise.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.health.ready().await {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+/// `GET /readyz`: 200 when the store answers, naming any optional service that is down
+/// (`ready (redis unavailable)`): the node serves correctly without it, so it stays in
+/// rotation. 503 otherwise.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if !state.health.ready().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned());
+    }
+    match state.health.degraded().await {
+        Some(detail) => (StatusCode::OK, format!("ready ({detail})")),
+        None => (StatusCode::OK, "ready".to_owned()),
     }
 }

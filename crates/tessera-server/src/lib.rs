@@ -72,6 +72,11 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub trait HealthCheck: Send + Sync {
     /// Whether the server can serve requests now.
     async fn ready(&self) -> bool;
+    /// Optional services that are down while the server still serves correctly (only
+    /// slower), e.g. `redis unavailable`; named in the `/readyz` body. `None` when all are up.
+    async fn degraded(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Everything a handler may need.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tessera_cache::RedisOptions;
 
 /// Tessera: an OAuth 2.0 authorization server issuing RS256 JWT access tokens.
 #[derive(Debug, Parser)]
@@ -40,6 +41,48 @@ pub struct JanitorArgs {
     /// Storage location.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// The Redis whose keys without a TTL are swept too, when configured.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
+/// The optional Redis: shared validation cache tier and revocation bus.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis URL, redis://[user:password@]host[:port][/db]; turns on the shared validation cache and the revocation bus.
+    #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel; nodes sharing a cache use the same one.
+    #[arg(long, env = "TESSERA_REDIS_PREFIX", default_value = tessera_cache::redis_link::DEFAULT_PREFIX)]
+    pub redis_prefix: String,
+    /// Bound on each Redis call (1ms to 5s); a slower or failed call is a cache miss, never an error.
+    #[arg(long, env = "TESSERA_REDIS_TIMEOUT", default_value = "100ms", value_parser = duration)]
+    pub redis_timeout: Duration,
+}
+
+impl RedisArgs {
+    /// The connection options, when a URL is configured.
+    pub fn options(&self) -> Option<RedisOptions> {
+        let url = self.redis_url.as_ref()?;
+        Some(RedisOptions {
+            url: url.clone(),
+            prefix: self.redis_prefix.clone(),
+            timeout: self.redis_timeout,
+        })
+    }
+
+    /// Checks the prefix and timeout (the URL is checked when the connection is prepared).
+    pub fn check(&self) -> Result<(), String> {
+        if self.redis_prefix.is_empty() {
+            return Err("TESSERA_REDIS_PREFIX / --redis-prefix must not be empty".into());
+        }
+        if !(Duration::from_millis(1)..=Duration::from_secs(5)).contains(&self.redis_timeout) {
+            return Err(
+                "TESSERA_REDIS_TIMEOUT / --redis-timeout must be between 1ms and 5s".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -125,6 +168,9 @@ pub struct ServeArgs {
     /// Storage location.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Redis, optional.
+    #[command(flatten)]
+    pub redis: RedisArgs,
 }
 
 /// `tessera client ...`.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tessera_cache::{LocalCache, RevocationFollower};
+use tessera_cache::{LocalCache, RedisBus, RedisCache, RedisLink, RevocationFollower, TieredCache};
 use tessera_core::AuthorizationServer;
 use tessera_core::policy::Policy;
 use tessera_core::time::{Clock, SystemClock};
@@ -19,12 +19,27 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{LogFormat, ServeArgs};
 use crate::{demo, janitor, storage};
 
-struct StoreHealth(SqliteStore);
+/// How often Redis is pinged when nothing else uses it, so health stays current.
+const REDIS_WATCH: Duration = Duration::from_secs(1);
+
+/// Ready when the store answers; Redis is optional (without it the node is slower, not
+/// wrong), so its absence is reported, not failed.
+struct Health {
+    store: SqliteStore,
+    redis: Option<RedisLink>,
+}
 
 #[async_trait]
-impl HealthCheck for StoreHealth {
+impl HealthCheck for Health {
     async fn ready(&self) -> bool {
-        self.0.ping().await.is_ok()
+        self.store.ping().await.is_ok()
+    }
+
+    async fn degraded(&self) -> Option<String> {
+        match &self.redis {
+            Some(redis) if !redis.is_up() => Some("redis unavailable".to_owned()),
+            _ => None,
+        }
     }
 }
 
@@ -81,6 +96,7 @@ fn check(args: &ServeArgs) -> Result<()> {
     if args.jwks_max_age.as_secs() > 86_400 {
         bail!("TESSERA_JWKS_MAX_AGE / --jwks-max-age must be at most 24h");
     }
+    args.redis.check().map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -154,9 +170,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Arc::new(SystemClock),
         Arc::new(OsRandom::default()),
     );
-    let cache = Arc::new(LocalCache::new(
-        args.validation_cache_capacity,
-        args.validation_cache_ttl,
+    // Redis is prepared, not connected: a node starts with Redis down and picks it up when
+    // it comes (the store stays the truth; Redis only saves work and wakes other nodes).
+    let redis = match args.redis.options() {
+        Some(options) => {
+            let link = RedisLink::open(&options).context("TESSERA_REDIS_URL / --redis-url")?;
+            link.watch(REDIS_WATCH);
+            Some(link)
+        }
+        None => None,
+    };
+    let cache = Arc::new(TieredCache::new(
+        LocalCache::new(args.validation_cache_capacity, args.validation_cache_ttl),
+        redis
+            .as_ref()
+            .map(|link| RedisCache::new(link.clone(), args.validation_cache_ttl)),
     ));
     let (follower, _follow) = RevocationFollower::start(
         ports.revocations.clone(),
@@ -167,13 +195,24 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await
     .context("cannot read the revocation list")?;
     ports.cache = cache;
-    ports.on_revocation = Arc::new(follower);
+    ports.on_revocation = match &redis {
+        Some(link) => {
+            let bus = RedisBus::new(link.clone(), follower);
+            bus.subscribe();
+            Arc::new(bus)
+        }
+        None => Arc::new(follower),
+    };
     if !args.janitor_interval.is_zero() {
-        let (store, interval) = (store.clone(), args.janitor_interval);
-        tokio::spawn(async move { janitor::run_every(&store, interval).await });
+        let (store, redis, interval) = (store.clone(), redis.clone(), args.janitor_interval);
+        tokio::spawn(async move { janitor::run_every(&store, redis.as_ref(), interval).await });
     }
     let server = Arc::new(AuthorizationServer::new(ports, policy));
-    let mut state = AppState::new(server.clone(), Arc::new(StoreHealth(store.clone())));
+    let health = Health {
+        store: store.clone(),
+        redis: redis.clone(),
+    };
+    let mut state = AppState::new(server.clone(), Arc::new(health));
     state.jwks_max_age = args.jwks_max_age;
     state.metrics = Some(metrics);
     let demo = match args.demo {
