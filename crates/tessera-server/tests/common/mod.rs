@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use tessera_cache::{LocalCache, RevocationFollower};
+use tessera_cache::{
+    LocalCache, RedisBus, RedisCache, RedisLink, RedisOptions, RevocationFollower, TieredCache,
+};
 use tessera_core::AuthorizationServer;
 use tessera_core::StoreError;
 use tessera_core::client::{Client, ClientStore, GrantType};
@@ -61,6 +63,9 @@ pub struct Node<'a> {
     pub share: Option<&'a TestServer>,
     /// Wire an in-process validation cache and revocation follower (polling every 100 ms).
     pub cache: bool,
+    /// With `cache`: add the Redis tier and bus at this key prefix, and poll the revocation
+    /// list only hourly, so that cross-node eviction has to come through Redis.
+    pub redis_prefix: Option<String>,
     /// Adjust the policy.
     pub adjust: Option<PolicyChange>,
 }
@@ -148,17 +153,33 @@ impl TestServer {
             reads: revocation_reads.clone(),
         });
         if node.cache {
-            let cache = Arc::new(LocalCache::new(1000, std::time::Duration::from_secs(300)));
-            let (follower, _) = RevocationFollower::start(
-                ports.revocations.clone(),
-                cache.clone(),
-                std::time::Duration::from_millis(100),
-                |_| {},
-            )
-            .await
-            .unwrap();
+            let ttl = std::time::Duration::from_secs(300);
+            let link = node.redis_prefix.as_ref().map(|prefix| {
+                let mut options = RedisOptions::new("redis://127.0.0.1:6379");
+                options.prefix = prefix.clone();
+                RedisLink::open(&options).unwrap()
+            });
+            let cache = Arc::new(TieredCache::new(
+                LocalCache::new(1000, ttl),
+                link.clone().map(|l| RedisCache::new(l, ttl)),
+            ));
+            let poll = match link {
+                Some(_) => std::time::Duration::from_secs(3600),
+                None => std::time::Duration::from_millis(100),
+            };
+            let (follower, _) =
+                RevocationFollower::start(ports.revocations.clone(), cache.clone(), poll, |_| {})
+                    .await
+                    .unwrap();
             ports.cache = cache;
-            ports.on_revocation = Arc::new(follower);
+            ports.on_revocation = match link {
+                Some(link) => {
+                    let bus = RedisBus::new(link, follower);
+                    bus.subscribe();
+                    Arc::new(bus)
+                }
+                None => Arc::new(follower),
+            };
         }
         let issuer = node
             .share
