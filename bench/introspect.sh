@@ -2,7 +2,7 @@
 # Introspection throughput, cached and uncached, next to a trivial endpoint (/healthz) of the
 # same server, measured in the same run against one `tessera serve` on the embedded store.
 #
-#   bench/introspect.sh        # ROUNDS=3 DURATION=10s CONCURRENCY=16 TOKENS=80000 by default
+#   bench/introspect.sh        # ROUNDS=3 DURATION=10s CONCURRENCY=16 TOKENS=160000 by default
 #
 # Mints TOKENS client-credentials access tokens per round beforehand (not timed). Each round
 # then runs three closed-loop loads with bench/loadgen: GET /healthz; introspection of one
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10s}"
 CONCURRENCY="${CONCURRENCY:-16}"
-TOKENS="${TOKENS:-80000}"
+TOKENS="${TOKENS:-160000}"
 
 cargo build --release --locked -q -p tessera -p tessera-loadgen
 BIN=target/release/tessera
