@@ -169,8 +169,10 @@ async fn access(
     let now = ports.clock.now();
     if let Some((hit, tier)) = ports.cache.get(&key).await {
         // The entry may have been put with a TTL computed on another node's clock: the
-        // token's own expiry is checked again on every hit.
-        if now.0 < hit.exp {
+        // token's own expiry is checked again on every hit; and a key revoked since
+        // (compromise) takes its tokens' cached results with it.
+        let key_published = jwt::header_kid(token).is_some_and(|kid| ports.keys.publishes(&kid));
+        if now.0 < hit.exp && key_published {
             return Ok(Some((hit, Source::Cache(tier))));
         }
         return Ok(None);

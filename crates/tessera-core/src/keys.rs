@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::key_schedule::KeySchedule;
 use crate::time::UnixTime;
 
 /// A public RSA signing key as published in the JWKS (RFC 7517 §4, RFC 7518 §6.3.1).
@@ -60,28 +61,37 @@ pub trait KeyRing: Send + Sync {
     /// Whether `signature` over `message` verifies under the published key `kid` with
     /// algorithm `alg`; `false` for an unknown kid or algorithm.
     fn verify(&self, kid: &str, alg: &str, message: &[u8], signature: &[u8]) -> bool;
+    /// Whether `kid` is published now (a token of an unpublished key no longer verifies).
+    fn publishes(&self, kid: &str) -> bool;
 }
 
-/// A key as stored: public half in the clear, private half sealed by the adapter.
+/// A key as stored: its schedule, public half in the clear, private half sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
-    /// Key id.
-    pub kid: String,
+    /// The schedule (kid, generation, activation, revocation).
+    pub schedule: KeySchedule,
     /// The public JWK.
     pub public: Jwk,
     /// The private key, encrypted at rest; opaque to the domain.
     pub sealed_private: Vec<u8>,
-    /// When the key was generated.
-    pub created_at: UnixTime,
 }
 
 /// Storage of signing keys.
 ///
-/// Contract: kids are unique; `insert` of an existing kid returns `StoreError::Conflict`.
+/// Contract: kids and generations are unique; `insert` of an existing kid or generation
+/// returns `StoreError::Conflict` and changes nothing (this is what makes each scheduled
+/// step happen once across nodes). `reseal` replaces the sealed private keys of every
+/// listed kid in one transaction, or none.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Stores a new key.
     async fn insert(&self, key: &StoredKey) -> Result<(), StoreError>;
-    /// All stored keys, oldest first.
+    /// All stored keys, by generation.
     async fn list(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Deletes a key; `false` if there was none.
+    async fn delete(&self, kid: &str) -> Result<bool, StoreError>;
+    /// Marks a key revoked at `at`; `false` if unknown or already revoked.
+    async fn revoke(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError>;
+    /// Replaces sealed private keys (re-encryption under a new master key), atomically.
+    async fn reseal(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
 }

@@ -24,6 +24,7 @@ pub mod grant;
 pub mod introspection;
 pub mod janitor;
 pub mod jwt;
+pub mod key_schedule;
 pub mod keys;
 pub mod params;
 pub mod pkce;

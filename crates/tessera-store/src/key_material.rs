@@ -4,8 +4,7 @@
 //! Why parsed once: re-parsing a PKCS#8 key for every token costs about 3.5x the signing
 //! throughput (DESIGN.md), so [`RsaSigningKey`] holds the `KeyPair` for its whole life.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::encoding::AsDer;
@@ -18,7 +17,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use tessera_core::StoreError;
+use tessera_core::key_schedule::{
+    KeyPolicy, KeySchedule, KeyState, KeyTimeline, ScheduleStep, due, timeline,
+};
 use tessera_core::keys::{Jwk, Jwks, KeyRing, KeyStore, SignError, SigningKey, StoredKey};
+use tessera_core::time::Clock;
 use tessera_core::random::SecureRandom;
 use tessera_core::time::UnixTime;
 
@@ -101,16 +104,43 @@ fn cipher(master: &MasterKey) -> Result<LessSafeKey, KeyError> {
         .map_err(|_| KeyError::Generate)
 }
 
-/// Generates a new RSA-2048 key, returning it parsed and sealed for storage.
-pub fn generate(master: &MasterKey, now: UnixTime) -> Result<(RsaSigningKey, StoredKey), KeyError> {
-    let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
-    let pkcs8 = pair.as_der().map_err(|_| KeyError::Generate)?;
-    let public = public_jwk(&pair);
-    let kid = public.kid.clone();
+/// RSA modulus sizes Tessera generates (`TESSERA_RSA_BITS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RsaBits {
+    /// 2048 bits, the default: about 2,000 signatures/s per core.
+    #[default]
+    Rsa2048,
+    /// 3072 bits.
+    Rsa3072,
+    /// 4096 bits: several times slower to sign.
+    Rsa4096,
+}
 
+impl RsaBits {
+    /// Parses `2048`, `3072` or `4096`.
+    pub fn parse(bits: u32) -> Option<Self> {
+        match bits {
+            2048 => Some(Self::Rsa2048),
+            3072 => Some(Self::Rsa3072),
+            4096 => Some(Self::Rsa4096),
+            _ => None,
+        }
+    }
+
+    fn size(self) -> KeySize {
+        match self {
+            Self::Rsa2048 => KeySize::Rsa2048,
+            Self::Rsa3072 => KeySize::Rsa3072,
+            Self::Rsa4096 => KeySize::Rsa4096,
+        }
+    }
+}
+
+/// Encrypts a PKCS#8 key under the master key, binding it to its kid.
+fn seal(master: &MasterKey, kid: &str, pkcs8: &[u8]) -> Result<Vec<u8>, KeyError> {
     let mut nonce = [0u8; NONCE_LEN];
     OsRandom::default().fill(&mut nonce);
-    let mut in_out = pkcs8.as_ref().to_vec();
+    let mut in_out = pkcs8.to_vec();
     // The kid is the associated data: a sealed key moved under another kid will not open.
     cipher(master)?
         .seal_in_place_append_tag(
@@ -123,12 +153,47 @@ pub fn generate(master: &MasterKey, now: UnixTime) -> Result<(RsaSigningKey, Sto
     sealed.extend_from_slice(SEAL_VERSION);
     sealed.extend_from_slice(&nonce);
     sealed.extend_from_slice(&in_out);
+    Ok(sealed)
+}
 
+/// Decrypts a stored key to its PKCS#8 bytes.
+fn open(master: &MasterKey, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
+    let kid = &stored.schedule.kid;
+    let fail = || KeyError::Unseal { kid: kid.clone() };
+    let sealed = &stored.sealed_private;
+    if sealed.len() < 4 + NONCE_LEN || &sealed[..4] != SEAL_VERSION {
+        return Err(fail());
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[4..4 + NONCE_LEN]).map_err(|_| fail())?;
+    let mut in_out = sealed[4 + NONCE_LEN..].to_vec();
+    let plain = cipher(master)?
+        .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut in_out)
+        .map_err(|_| fail())?;
+    Ok(plain.to_vec())
+}
+
+/// Generates a new RSA key for a place in the schedule, returning it parsed and sealed.
+pub fn generate(
+    master: &MasterKey,
+    bits: RsaBits,
+    generation: i64,
+    created_at: UnixTime,
+    activates_at: UnixTime,
+) -> Result<(RsaSigningKey, StoredKey), KeyError> {
+    let pair = KeyPair::generate(bits.size()).map_err(|_| KeyError::Generate)?;
+    let pkcs8 = pair.as_der().map_err(|_| KeyError::Generate)?;
+    let public = public_jwk(&pair);
+    let kid = public.kid.clone();
     let stored = StoredKey {
-        kid: kid.clone(),
+        schedule: KeySchedule {
+            kid: kid.clone(),
+            generation,
+            created_at,
+            activates_at,
+            revoked_at: None,
+        },
         public,
-        sealed_private: sealed,
-        created_at: now,
+        sealed_private: seal(master, &kid, pkcs8.as_ref())?,
     };
     let key = RsaSigningKey {
         kid,
@@ -138,95 +203,274 @@ pub fn generate(master: &MasterKey, now: UnixTime) -> Result<(RsaSigningKey, Sto
     Ok((key, stored))
 }
 
-/// Opens a sealed key and parses it for signing.
+/// Opens a sealed key and parses it for signing; fails closed on a wrong master key,
+/// tampering, or a key whose public half does not match.
 pub fn unseal(master: &MasterKey, stored: &StoredKey) -> Result<RsaSigningKey, KeyError> {
     let fail = || KeyError::Unseal {
-        kid: stored.kid.clone(),
+        kid: stored.schedule.kid.clone(),
     };
-    let sealed = &stored.sealed_private;
-    if sealed.len() < 4 + NONCE_LEN || &sealed[..4] != SEAL_VERSION {
-        return Err(fail());
-    }
-    let nonce = Nonce::try_assume_unique_for_key(&sealed[4..4 + NONCE_LEN]).map_err(|_| fail())?;
-    let mut in_out = sealed[4 + NONCE_LEN..].to_vec();
-    let plain = cipher(master)?
-        .open_in_place(nonce, Aad::from(stored.kid.as_bytes()), &mut in_out)
-        .map_err(|_| fail())?;
-    let pair = KeyPair::from_pkcs8(plain).map_err(|_| fail())?;
+    let pkcs8 = open(master, stored)?;
+    let pair = KeyPair::from_pkcs8(&pkcs8).map_err(|_| fail())?;
     if public_jwk(&pair) != stored.public {
         return Err(fail());
     }
     Ok(RsaSigningKey {
-        kid: stored.kid.clone(),
+        kid: stored.schedule.kid.clone(),
         pair,
         rng: SystemRandom::new(),
     })
 }
 
-/// A key ring with one signing key, loaded (or created) at start.
-#[derive(Debug)]
-pub struct StaticKeyRing {
-    active: Arc<RsaSigningKey>,
-    published: Jwks,
-    verifiers: HashMap<String, RsaPublicKeyComponents<Vec<u8>>>,
+/// Re-encrypts every stored key from `old` to `new` master key, in one store transaction.
+/// Nothing changes unless every key opens under `old`.
+pub async fn rewrap(store: &dyn KeyStore, old: &MasterKey, new: &MasterKey) -> Result<usize, KeyError> {
+    let keys = store.list().await?;
+    let mut sealed = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let pkcs8 = open(old, key)?;
+        sealed.push((key.schedule.kid.clone(), seal(new, &key.schedule.kid, &pkcs8)?));
+    }
+    store.reseal(&sealed).await?;
+    Ok(sealed.len())
 }
 
-impl StaticKeyRing {
-    /// Loads the newest stored key, generating and storing one if there is none. Returns the
-    /// ring and whether a key was generated.
-    pub async fn load_or_generate(
-        store: &dyn KeyStore,
-        master: &MasterKey,
-        now: UnixTime,
-    ) -> Result<(Self, bool), KeyError> {
-        let stored = store.list().await?;
-        let (active, generated) = match stored.last() {
-            Some(newest) => (unseal(master, newest)?, false),
-            None => {
-                let (key, record) = generate(master, now)?;
-                store.insert(&record).await?;
-                (key, true)
-            }
-        };
-        let mut keys: Vec<Jwk> = stored.into_iter().map(|k| k.public).collect();
-        if generated {
-            keys.push(public_jwk(&active.pair));
-        }
-        let verifiers = keys
-            .iter()
-            .filter_map(|k| {
-                let n = URL_SAFE_NO_PAD.decode(&k.n).ok()?;
-                let e = URL_SAFE_NO_PAD.decode(&k.e).ok()?;
-                Some((k.kid.clone(), RsaPublicKeyComponents { n, e }))
-            })
-            .collect();
-        let ring = Self {
-            active: Arc::new(active),
-            published: Jwks { keys },
-            verifiers,
-        };
-        Ok((ring, generated))
+/// One loaded key: its schedule, public JWK, parsed signer and verifier.
+struct LoadedKey {
+    schedule: KeySchedule,
+    public: Jwk,
+    signer: Arc<RsaSigningKey>,
+    verifier: RsaPublicKeyComponents<Vec<u8>>,
+}
+
+/// What a [`ScheduledKeyRing::tick`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// Keys this node generated (a step another node won is not listed).
+    pub generated: Vec<String>,
+    /// Keys this node deleted.
+    pub deleted: Vec<String>,
+}
+
+/// The key ring that follows the schedule (see `tessera_core::key_schedule`): it signs with
+/// the key active at the moment of signing and publishes next, active and retired keys.
+/// Every node runs [`tick`](Self::tick) periodically: due steps are taken (the store's unique
+/// generation makes each happen once across nodes) and the ring reloads what others did.
+pub struct ScheduledKeyRing {
+    loaded: RwLock<Vec<LoadedKey>>,
+    clock: Arc<dyn Clock>,
+    policy: KeyPolicy,
+    master: MasterKey,
+    bits: RsaBits,
+}
+
+impl std::fmt::Debug for ScheduledKeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScheduledKeyRing").finish_non_exhaustive()
     }
 }
 
-impl KeyRing for StaticKeyRing {
+impl ScheduledKeyRing {
+    /// Loads the ring, taking due steps first (so a first start has a key to sign with).
+    /// A key that cannot be unsealed (wrong master key) fails the start: never a silent new
+    /// key.
+    pub async fn start(
+        store: &dyn KeyStore,
+        master: MasterKey,
+        bits: RsaBits,
+        clock: Arc<dyn Clock>,
+        policy: KeyPolicy,
+    ) -> Result<(Self, Tick), KeyError> {
+        // Open what exists before acting, so a wrong master key fails before anything is
+        // generated.
+        let ring = Self::load(store, master, bits, clock, policy).await?;
+        let tick = ring.tick(store).await?;
+        Ok((ring, tick))
+    }
+
+    /// Loads the ring without taking any step (for inspection).
+    pub async fn load(
+        store: &dyn KeyStore,
+        master: MasterKey,
+        bits: RsaBits,
+        clock: Arc<dyn Clock>,
+        policy: KeyPolicy,
+    ) -> Result<Self, KeyError> {
+        let ring = Self {
+            loaded: RwLock::new(Vec::new()),
+            clock,
+            policy,
+            master,
+            bits,
+        };
+        ring.reload(store).await?;
+        Ok(ring)
+    }
+
+    /// The key waiting to activate, if a rotation is already scheduled.
+    pub fn pending(stored: &[StoredKey], policy: &KeyPolicy, now: UnixTime) -> Option<KeyTimeline> {
+        let schedules: Vec<KeySchedule> = stored.iter().map(|k| k.schedule.clone()).collect();
+        timeline(&schedules, policy, now)
+            .into_iter()
+            .find(|l| l.state == KeyState::Next)
+    }
+
+    /// Takes the steps due now and reloads.
+    pub async fn tick(&self, store: &dyn KeyStore) -> Result<Tick, KeyError> {
+        let now = self.clock.now();
+        let stored = store.list().await?;
+        let schedules: Vec<KeySchedule> = stored.iter().map(|k| k.schedule.clone()).collect();
+        let mut tick = Tick::default();
+        for step in due(&schedules, &self.policy, now) {
+            match step {
+                ScheduleStep::Generate {
+                    generation,
+                    activates_at,
+                } => {
+                    let (_, record) = generate(&self.master, self.bits, generation, now, activates_at)?;
+                    match store.insert(&record).await {
+                        Ok(()) => tick.generated.push(record.schedule.kid),
+                        // Another node took this step first: its key is the one.
+                        Err(StoreError::Conflict) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                ScheduleStep::Delete { kid } => {
+                    if store.delete(&kid).await? {
+                        tick.deleted.push(kid);
+                    }
+                }
+            }
+        }
+        self.reload(store).await?;
+        Ok(tick)
+    }
+
+    /// Reloads the keys from the store, unsealing only keys not loaded yet.
+    pub async fn reload(&self, store: &dyn KeyStore) -> Result<(), KeyError> {
+        let stored = store.list().await?;
+        let mut fresh = Vec::with_capacity(stored.len());
+        for key in stored {
+            let known = self.read().iter().find_map(|l| {
+                (l.schedule.kid == key.schedule.kid).then(|| (l.signer.clone(), l.verifier.clone()))
+            });
+            let (signer, verifier) = match known {
+                Some(pair) => pair,
+                None => {
+                    let signer = Arc::new(unseal(&self.master, &key)?);
+                    let verifier = RsaPublicKeyComponents {
+                        n: URL_SAFE_NO_PAD.decode(&key.public.n).map_err(|_| KeyError::Generate)?,
+                        e: URL_SAFE_NO_PAD.decode(&key.public.e).map_err(|_| KeyError::Generate)?,
+                    };
+                    (signer, verifier)
+                }
+            };
+            fresh.push(LoadedKey {
+                schedule: key.schedule,
+                public: key.public,
+                signer,
+                verifier,
+            });
+        }
+        *self.write() = fresh;
+        Ok(())
+    }
+
+    /// Every key's timeline now, for listings.
+    pub fn timeline(&self) -> Vec<KeyTimeline> {
+        let schedules: Vec<KeySchedule> = self.read().iter().map(|l| l.schedule.clone()).collect();
+        timeline(&schedules, &self.policy, self.clock.now())
+    }
+
+    fn states(&self) -> Vec<(String, KeyState)> {
+        self.timeline()
+            .into_iter()
+            .map(|l| (l.key.kid, l.state))
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<LoadedKey>> {
+        // A poisoned lock means a panic while swapping in a fully built Vec; the data is
+        // still a consistent ring.
+        self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<LoadedKey>> {
+        self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl KeyRing for ScheduledKeyRing {
     fn signing_key(&self) -> Arc<dyn SigningKey> {
-        self.active.clone()
+        let active = self
+            .states()
+            .into_iter()
+            .find(|(_, s)| *s == KeyState::Active)
+            .map(|(kid, _)| kid);
+        let loaded = self.read();
+        let chosen = active
+            .and_then(|kid| loaded.iter().find(|l| l.schedule.kid == kid))
+            // Between a revocation and the next tick nothing may be active; the newest
+            // unrevoked key is the safest fallback, and the next tick makes a proper one.
+            .or_else(|| loaded.iter().rev().find(|l| l.schedule.revoked_at.is_none()))
+            .or_else(|| loaded.last());
+        match chosen {
+            Some(key) => key.signer.clone(),
+            None => Arc::new(NoKey),
+        }
     }
 
     fn published(&self) -> Jwks {
-        self.published.clone()
+        let states = self.states();
+        let loaded = self.read();
+        let keys = loaded
+            .iter()
+            .filter(|l| {
+                states
+                    .iter()
+                    .any(|(kid, s)| *kid == l.schedule.kid && s.is_published())
+            })
+            .map(|l| l.public.clone())
+            .collect();
+        Jwks { keys }
     }
 
     fn verify(&self, kid: &str, alg: &str, message: &[u8], signature: &[u8]) -> bool {
         // Only the algorithm our keys sign with; anything else (none, HS256...) fails.
-        if alg != "RS256" {
+        if alg != "RS256" || !self.publishes(kid) {
             return false;
         }
-        self.verifiers.get(kid).is_some_and(|key| {
-            key.verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
-                .is_ok()
-        })
+        let loaded = self.read();
+        loaded
+            .iter()
+            .find(|l| l.schedule.kid == kid)
+            .is_some_and(|l| {
+                l.verifier
+                    .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+                    .is_ok()
+            })
+    }
+
+    fn publishes(&self, kid: &str) -> bool {
+        self.states()
+            .iter()
+            .any(|(k, s)| k == kid && s.is_published())
+    }
+}
+
+/// The signer of an empty ring: fails every signature (fail closed).
+struct NoKey;
+
+impl SigningKey for NoKey {
+    fn kid(&self) -> &str {
+        ""
+    }
+
+    fn alg(&self) -> &'static str {
+        "RS256"
+    }
+
+    fn sign(&self, _: &[u8]) -> Result<Vec<u8>, SignError> {
+        Err(SignError)
     }
 }
 
@@ -241,7 +485,7 @@ mod tests {
 
     #[test]
     fn sealed_key_round_trips_and_signs_verifiably() {
-        let (key, stored) = generate(&master(1), UnixTime(0)).unwrap();
+        let (key, stored) = generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
         assert_eq!(stored.public.kid, key.kid());
         assert_eq!(stored.public.e, "AQAB");
         let reopened = unseal(&master(1), &stored).unwrap();
@@ -261,7 +505,7 @@ mod tests {
 
     #[test]
     fn wrong_master_key_or_tampering_fails_closed() {
-        let (_, stored) = generate(&master(1), UnixTime(0)).unwrap();
+        let (_, stored) = generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
         assert!(matches!(
             unseal(&master(2), &stored),
             Err(KeyError::Unseal { .. })
@@ -271,13 +515,38 @@ mod tests {
         tampered.sealed_private[last] ^= 1;
         assert!(unseal(&master(1), &tampered).is_err());
         let mut moved = stored;
-        moved.kid = "other".into();
+        moved.schedule.kid = "other".into();
         assert!(unseal(&master(1), &moved).is_err());
     }
 
     #[test]
+    fn rewrap_moves_every_key_to_the_new_master_key() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/k.db", dir.path().display());
+            let store = crate::SqliteStore::open(&url).await.unwrap();
+            for generation in 1..=2 {
+                let (_, stored) =
+                    generate(&master(1), RsaBits::Rsa2048, generation, UnixTime(0), UnixTime(0)).unwrap();
+                KeyStore::insert(&store, &stored).await.unwrap();
+            }
+            // The wrong old key changes nothing.
+            assert!(rewrap(&store, &master(3), &master(2)).await.is_err());
+            for key in KeyStore::list(&store).await.unwrap() {
+                assert!(unseal(&master(1), &key).is_ok());
+            }
+            assert_eq!(rewrap(&store, &master(1), &master(2)).await.unwrap(), 2);
+            for key in KeyStore::list(&store).await.unwrap() {
+                assert!(unseal(&master(2), &key).is_ok());
+                assert!(matches!(unseal(&master(1), &key), Err(KeyError::Unseal { .. })));
+            }
+        });
+    }
+
+    #[test]
     fn sealed_form_does_not_contain_the_plain_private_key() {
-        let (key, stored) = generate(&master(1), UnixTime(0)).unwrap();
+        let (key, stored) = generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
         let der = key.pair.as_der().unwrap();
         let plain = der.as_ref();
         assert!(

@@ -27,6 +27,72 @@ pub enum Command {
     User(UserArgs),
     /// Remove expired codes, tokens, families, sessions and revocation entries.
     Janitor(JanitorArgs),
+    /// Inspect and operate the signing-key schedule.
+    Keys(KeysArgs),
+}
+
+/// The signing-key schedule settings, shared by `serve` and `keys`.
+#[derive(Debug, Clone, Args)]
+pub struct KeySettings {
+    /// How long each signing key signs before the next one takes over.
+    #[arg(long, env = "TESSERA_KEY_ROTATION_INTERVAL", default_value = "30d", value_parser = duration)]
+    pub key_rotation_interval: Duration,
+    /// How long a new key is published before it signs (default: twice the JWKS max-age; never less than it).
+    #[arg(long, env = "TESSERA_KEY_PUBLISH_AHEAD", value_parser = duration)]
+    pub key_publish_ahead: Option<Duration>,
+    /// RSA modulus size for new keys: 2048, 3072 or 4096.
+    #[arg(long, env = "TESSERA_RSA_BITS", default_value_t = 2048)]
+    pub rsa_bits: u32,
+    /// Clock leeway verifiers allow past `exp`; a retired key stays published this much longer.
+    #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "60s", value_parser = duration)]
+    pub clock_leeway: Duration,
+    /// Lifetime of access tokens (1m to 24h).
+    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = duration)]
+    pub access_token_ttl: Duration,
+    /// `Cache-Control: max-age` of the JWKS response.
+    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value = "5m", value_parser = duration)]
+    pub jwks_max_age: Duration,
+    /// Master key sealing private signing keys: base64 of 32 bytes (default: <data-dir>/master.key, created on first start).
+    #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+}
+
+/// `tessera keys ...`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// The key operation.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+    /// Schedule settings (must match the servers').
+    #[command(flatten)]
+    pub keys: KeySettings,
+    /// Storage location.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Key operations.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List keys with their state and timeline.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Start a rotation now: a new key is published at once and signs after the publish-ahead time.
+    Rotate,
+    /// Emergency: revoke a compromised key. It leaves the JWKS at once, a new key signs at once, and every token it signed stops validating.
+    Revoke {
+        /// The kid to revoke.
+        kid: String,
+    },
+    /// Re-encrypt every private key under a new master key (read from standard input), in one transaction.
+    Rewrap {
+        /// Read the new master key (base64 of 32 bytes) from standard input.
+        #[arg(long, required = true)]
+        new_master_key_stdin: bool,
+    },
 }
 
 /// `tessera janitor`.
@@ -119,9 +185,6 @@ pub struct ServeArgs {
     /// Issuer identifier, the public base URL (default: http:// + the listen address).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub issuer: Option<String>,
-    /// Lifetime of access tokens (1m to 24h).
-    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = duration)]
-    pub access_token_ttl: Duration,
     /// Lifetime of authorization codes (10s to 10m).
     #[arg(long, env = "TESSERA_CODE_TTL", default_value = "60s", value_parser = duration)]
     pub code_ttl: Duration,
@@ -153,15 +216,15 @@ pub struct ServeArgs {
     /// Time between janitor passes inside the server (0s turns the janitor off).
     #[arg(long, env = "TESSERA_JANITOR_INTERVAL", default_value = "5m", value_parser = duration)]
     pub janitor_interval: Duration,
-    /// `Cache-Control: max-age` of the JWKS response.
-    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value = "5m", value_parser = duration)]
-    pub jwks_max_age: Duration,
-    /// Master key sealing private signing keys: base64 of 32 bytes (default: <data-dir>/master.key, created on first start).
-    #[arg(long, env = "TESSERA_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Signing keys, their schedule, and the settings it depends on.
+    #[command(flatten)]
+    pub keys: KeySettings,
+    /// How often each node takes due key-schedule steps and reloads the key ring.
+    #[arg(long, env = "TESSERA_KEY_REFRESH_INTERVAL", default_value = "30s", value_parser = duration)]
+    pub key_refresh_interval: Duration,
     /// Create (or refresh) a demo public client, confidential client and user, and print how to get a token.
     #[arg(long)]
     pub demo: bool,

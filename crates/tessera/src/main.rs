@@ -6,6 +6,7 @@ mod cli;
 mod client_cmd;
 mod demo;
 mod janitor;
+mod keys;
 mod serve;
 mod storage;
 mod user_cmd;
@@ -24,6 +25,7 @@ async fn main() -> ExitCode {
         Command::Client(args) => client_cmd::run(args).await,
         Command::User(args) => user_cmd::run(args).await,
         Command::Janitor(args) => janitor::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,15 +9,15 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tessera_cache::{LocalCache, RedisBus, RedisCache, RedisLink, RevocationFollower, TieredCache};
 use tessera_core::AuthorizationServer;
 use tessera_core::policy::Policy;
-use tessera_core::time::{Clock, SystemClock};
+use tessera_core::time::SystemClock;
 use tessera_server::{AppState, HealthCheck};
-use tessera_store::key_material::StaticKeyRing;
-use tessera_store::{MasterKey, OsRandom, SqliteStore};
+use tessera_store::key_material::{ScheduledKeyRing, Tick};
+use tessera_store::{OsRandom, SqliteStore};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
-use crate::{demo, janitor, storage};
+use crate::{demo, janitor, keys, storage};
 
 /// How often Redis is pinged when nothing else uses it, so health stays current.
 const REDIS_WATCH: Duration = Duration::from_secs(1);
@@ -59,7 +59,7 @@ pub fn init_logging(format: LogFormat) {
 /// Checks the settings before anything binds a port.
 fn check(args: &ServeArgs) -> Result<()> {
     let within = |d: Duration, min: u64, max: u64| (min..=max).contains(&d.as_secs());
-    if !within(args.access_token_ttl, 60, 86_400) {
+    if !within(args.keys.access_token_ttl, 60, 86_400) {
         bail!("TESSERA_ACCESS_TOKEN_TTL / --access-token-ttl must be between 1m and 24h");
     }
     if !within(args.code_ttl, 10, 600) {
@@ -93,10 +93,15 @@ fn check(args: &ServeArgs) -> Result<()> {
              and 1s (a revoked token must be refused everywhere within one second)"
         );
     }
-    if args.jwks_max_age.as_secs() > 86_400 {
+    if args.keys.jwks_max_age.as_secs() > 86_400 {
         bail!("TESSERA_JWKS_MAX_AGE / --jwks-max-age must be at most 24h");
     }
     args.redis.check().map_err(anyhow::Error::msg)?;
+    keys::policy(&args.keys)?;
+    keys::bits(&args.keys)?;
+    if args.key_refresh_interval < Duration::from_secs(1) {
+        bail!("TESSERA_KEY_REFRESH_INTERVAL / --key-refresh-interval must be at least 1s");
+    }
     Ok(())
 }
 
@@ -125,35 +130,29 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
     check(&args)?;
     let store = storage::open(&args.store).await?;
-    let master = match &args.master_key {
-        Some(value) => MasterKey::from_base64(value).context("TESSERA_MASTER_KEY")?,
-        None => {
-            if args.store.database_url.is_some() {
-                bail!("TESSERA_MASTER_KEY is required when TESSERA_DATABASE_URL is set");
-            }
-            let (key, created) = MasterKey::load_or_create(&args.store.data_dir)?;
-            if created {
-                tracing::warn!(
-                    path = %args.store.data_dir.join(tessera_store::master_key::MASTER_KEY_FILE).display(),
-                    "created a new master key (mode 0600); back it up: signing keys cannot be opened without it"
-                );
-            }
-            key
-        }
-    };
-    let (ring, generated) = StaticKeyRing::load_or_generate(&store, &master, SystemClock.now())
-        .await
-        .context("cannot load the signing key")?;
-    if generated {
-        tracing::info!("generated a new RSA-2048 signing key");
-    }
+    let master = keys::master_key(&args.keys, &args.store)?;
+    // Opens every stored key first: a wrong master key stops the start here, before any
+    // key could be generated in its place.
+    let (ring, tick) = ScheduledKeyRing::start(
+        &store,
+        master,
+        keys::bits(&args.keys)?,
+        Arc::new(SystemClock),
+        keys::policy(&args.keys)?,
+    )
+    .await
+    .context(
+        "cannot load the signing keys (is TESSERA_MASTER_KEY the one they were sealed with?)",
+    )?;
+    log_tick(&tick);
+    let ring = Arc::new(ring);
 
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
     let mut policy = Policy::new(issuer(&args, bound)?);
-    policy.access_token_ttl = args.access_token_ttl;
+    policy.access_token_ttl = args.keys.access_token_ttl;
     policy.code_ttl = args.code_ttl;
     policy.session_ttl = args.session_ttl;
     policy.refresh_token_ttl = args.refresh_token_ttl;
@@ -166,7 +165,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     let mut ports = store.ports(
-        Arc::new(ring),
+        ring.clone(),
         Arc::new(SystemClock),
         Arc::new(OsRandom::default()),
     );
@@ -213,7 +212,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         redis: redis.clone(),
     };
     let mut state = AppState::new(server.clone(), Arc::new(health));
-    state.jwks_max_age = args.jwks_max_age;
+    state.jwks_max_age = args.keys.jwks_max_age;
+    {
+        // Every node takes due schedule steps (the store lets one win each) and reloads
+        // what the others did.
+        let (store, ring, every) = (store.clone(), ring.clone(), args.key_refresh_interval);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match ring.tick(&store).await {
+                    Ok(tick) => log_tick(&tick),
+                    Err(e) => tracing::error!(error = %e, "key schedule step failed; will retry"),
+                }
+            }
+        });
+    }
     state.metrics = Some(metrics);
     let demo = match args.demo {
         true => Some(demo::prepare(&server, &issuer).await?),
@@ -236,6 +249,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn log_tick(tick: &Tick) {
+    for kid in &tick.generated {
+        tracing::info!(%kid, "generated a signing key (published before it signs)");
+    }
+    for kid in &tick.deleted {
+        tracing::info!(%kid, "removed a signing key no token needs any more");
+    }
 }
 
 async fn shutdown_signal() {

@@ -13,6 +13,7 @@ use tessera_cache::{
 use tessera_core::AuthorizationServer;
 use tessera_core::StoreError;
 use tessera_core::client::{Client, ClientStore, GrantType};
+use tessera_core::key_schedule::KeyPolicy;
 use tessera_core::policy::Policy;
 use tessera_core::revocation::{Revocation, RevocationList, RevokedEntry};
 use tessera_core::scope::ScopeSet;
@@ -20,7 +21,7 @@ use tessera_core::secret::SecretHash;
 use tessera_core::time::{Clock, SystemClock, UnixTime};
 use tessera_core::user::{self, User, UserStore};
 use tessera_server::{AppState, HealthCheck};
-use tessera_store::key_material::StaticKeyRing;
+use tessera_store::key_material::{RsaBits, ScheduledKeyRing};
 use tessera_store::{MasterKey, OsRandom, SqliteStore};
 
 /// A clock that starts at the real time and moves only when told.
@@ -68,6 +69,8 @@ pub struct Node<'a> {
     pub redis_prefix: Option<String>,
     /// Adjust the policy.
     pub adjust: Option<PolicyChange>,
+    /// The key schedule (default: 30-day rotation, 10 minutes ahead).
+    pub key_policy: Option<KeyPolicy>,
 }
 
 /// The revocation list, counting how often the revocation status of a token is read.
@@ -106,6 +109,8 @@ pub struct TestServer {
     pub issuer: String,
     /// How often a token's revocation status was read from the store.
     pub revocation_reads: Arc<AtomicU64>,
+    /// The node's key ring (tick it after moving the clock).
+    pub ring: Arc<ScheduledKeyRing>,
     pub state: AppState,
     pub store: SqliteStore,
     pub clock: Arc<ManualClock>,
@@ -141,12 +146,20 @@ impl TestServer {
         let master =
             MasterKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
         let clock = Arc::new(ManualClock(AtomicI64::new(SystemClock.now().0)));
-        let (ring, _) = StaticKeyRing::load_or_generate(&store, &master, clock.now())
-            .await
-            .unwrap();
+        let key_policy = node.key_policy.unwrap_or(KeyPolicy {
+            rotation_interval: std::time::Duration::from_secs(30 * 86_400),
+            publish_ahead: std::time::Duration::from_secs(600),
+            token_lifetime: std::time::Duration::from_secs(900),
+            leeway: std::time::Duration::from_secs(60),
+        });
+        let (ring, _) =
+            ScheduledKeyRing::start(&store, master, RsaBits::Rsa2048, clock.clone(), key_policy)
+                .await
+                .unwrap();
+        let ring = Arc::new(ring);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut ports = store.ports(Arc::new(ring), clock.clone(), Arc::new(OsRandom::default()));
+        let mut ports = store.ports(ring.clone(), clock.clone(), Arc::new(OsRandom::default()));
         let revocation_reads = Arc::new(AtomicU64::new(0));
         ports.revocations = Arc::new(CountingRevocations {
             inner: store.clone(),
@@ -202,6 +215,7 @@ impl TestServer {
             store,
             clock,
             revocation_reads,
+            ring,
             _dir: dir,
             _shutdown: tx,
         };

@@ -45,9 +45,14 @@ CREATE TABLE browser_sessions (
 );
 CREATE INDEX browser_sessions_expires_at ON browser_sessions (expires_at);
 
+-- The key schedule: `generation` is unique, so of several nodes scheduling the same
+-- rotation exactly one insert wins; states are derived from `activates_at` and `revoked_at`.
 CREATE TABLE signing_keys (
     kid            TEXT PRIMARY KEY NOT NULL,
+    generation     INTEGER NOT NULL UNIQUE,
     public_jwk     TEXT NOT NULL,            -- JSON
-    sealed_private BLOB NOT NULL,            -- AES-256-GCM under the master key
-    created_at     INTEGER NOT NULL
+    sealed_private BLOB NOT NULL,            -- AES-256-GCM under the master key, kid as AAD
+    created_at     INTEGER NOT NULL,
+    activates_at   INTEGER NOT NULL,
+    revoked_at     INTEGER
 );

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use tessera_core::StoreError;
+use tessera_core::key_schedule::KeySchedule;
 use tessera_core::keys::{KeyStore, StoredKey};
 use tessera_core::time::UnixTime;
 
@@ -12,14 +13,18 @@ use super::{SqliteStore, map_err};
 impl KeyStore for SqliteStore {
     async fn insert(&self, k: &StoredKey) -> Result<(), StoreError> {
         let public = serde_json::to_string(&k.public).map_err(StoreError::backend)?;
+        let s = &k.schedule;
         sqlx::query(
-            "INSERT INTO signing_keys (kid, public_jwk, sealed_private, created_at) \
-             VALUES (?, ?, ?, ?)",
+            "INSERT INTO signing_keys (kid, generation, public_jwk, sealed_private, created_at, \
+             activates_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&k.kid)
+        .bind(&s.kid)
+        .bind(s.generation)
         .bind(public)
         .bind(&k.sealed_private)
-        .bind(k.created_at.0)
+        .bind(s.created_at.0)
+        .bind(s.activates_at.0)
+        .bind(s.revoked_at.map(|t| t.0))
         .execute(&self.writer)
         .await
         .map_err(map_err)?;
@@ -28,8 +33,8 @@ impl KeyStore for SqliteStore {
 
     async fn list(&self) -> Result<Vec<StoredKey>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kid, public_jwk, sealed_private, created_at FROM signing_keys \
-             ORDER BY created_at, rowid",
+            "SELECT kid, generation, public_jwk, sealed_private, created_at, activates_at, \
+             revoked_at FROM signing_keys ORDER BY generation",
         )
         .fetch_all(&self.pool)
         .await
@@ -39,12 +44,61 @@ impl KeyStore for SqliteStore {
             .map(|row| {
                 let public: String = row.try_get("public_jwk").map_err(get)?;
                 Ok(StoredKey {
-                    kid: row.try_get("kid").map_err(get)?,
+                    schedule: KeySchedule {
+                        kid: row.try_get("kid").map_err(get)?,
+                        generation: row.try_get("generation").map_err(get)?,
+                        created_at: UnixTime(row.try_get("created_at").map_err(get)?),
+                        activates_at: UnixTime(row.try_get("activates_at").map_err(get)?),
+                        revoked_at: row
+                            .try_get::<Option<i64>, _>("revoked_at")
+                            .map_err(get)?
+                            .map(UnixTime),
+                    },
                     public: serde_json::from_str(&public).map_err(StoreError::backend)?,
                     sealed_private: row.try_get("sealed_private").map_err(get)?,
-                    created_at: UnixTime(row.try_get("created_at").map_err(get)?),
                 })
             })
             .collect()
+    }
+
+    async fn delete(&self, kid: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = ?")
+            .bind(kid)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL")
+                .bind(at.0)
+                .bind(kid)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reseal(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        for (kid, bytes) in sealed {
+            let done = sqlx::query("UPDATE signing_keys SET sealed_private = ? WHERE kid = ?")
+                .bind(bytes)
+                .bind(kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Backend("a key vanished during reseal".into()));
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
     }
 }
