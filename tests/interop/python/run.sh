@@ -66,6 +66,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A fast key schedule, so the rotation test runs in seconds: keys are published 2 s before
+# they sign, verifiers may cache the JWKS for 1 s, every node reloads its ring each second.
+export TESSERA_JWKS_MAX_AGE=1s TESSERA_KEY_PUBLISH_AHEAD=2s TESSERA_KEY_REFRESH_INTERVAL=1s
 NO_COLOR=1 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" --log-format text >"$LOG" 2>&1 &
 SERVER_PID=$!
 
@@ -122,6 +125,8 @@ TESSERA_USERNAME=py-user \
 TESSERA_PASSWORD="$USER_PASSWORD" \
 TESSERA_USER_ID="$USER_ID" \
 TESSERA_USER_ROLES=reader \
+TESSERA_BIN="$BIN" \
+TESSERA_DATA_DIR="$DATA" \
     "$PY" -m pytest -q -p no:cacheprovider "$HERE/test_interop.py"
 rc=$?
 set -e

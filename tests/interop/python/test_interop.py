@@ -534,3 +534,47 @@ def test_revocation_with_authlib(metadata, public_client, user):
     # Unknown tokens are answered the same way (RFC 7009 §2.2).
     response = session.revoke_token(metadata["revocation_endpoint"], token="tsr_unknown")
     assert response.status_code == 200, response.text
+
+
+# --- f. key rotation, seen by a verifier that is not restarted --------------------------------
+
+
+def test_pyjwkclient_keeps_verifying_across_a_key_rotation(
+    metadata, jwks_client, cc_client, issuer, audience
+):
+    import subprocess
+
+    client_id, secret = cc_client
+
+    def fresh_token() -> str:
+        response = requests.post(
+            metadata["token_endpoint"],
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+            timeout=TIMEOUT,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    before = fresh_token()
+    verify_access_token(before, jwks_client, issuer, audience)
+    old_kid = jwt.get_unverified_header(before)["kid"]
+
+    # The operator starts a rotation; the server publishes the new key first (2 s ahead here).
+    subprocess.run(
+        [env("TESSERA_BIN"), "keys", "--data-dir", env("TESSERA_DATA_DIR"), "rotate"],
+        check=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        after = fresh_token()
+        if jwt.get_unverified_header(after)["kid"] != old_kid:
+            break
+        assert time.monotonic() < deadline, "the new key never started signing"
+        time.sleep(0.2)
+
+    # The same PyJWKClient, never restarted: it fetches the JWKS again for the unknown kid,
+    # and the retired key still verifies the older token.
+    verify_access_token(after, jwks_client, issuer, audience)
+    verify_access_token(before, jwks_client, issuer, audience)
