@@ -100,17 +100,15 @@ pub struct KeyTimeline {
 pub fn timeline(keys: &[KeySchedule], policy: &KeyPolicy, now: UnixTime) -> Vec<KeyTimeline> {
     let mut sorted: Vec<&KeySchedule> = keys.iter().collect();
     sorted.sort_by_key(|k| k.generation);
-    // Unrevoked keys in activation order: each retires when the next one activates.
-    let mut by_activation: Vec<&KeySchedule> = sorted
-        .iter()
-        .copied()
-        .filter(|k| k.revoked_at.is_none())
-        .collect();
+    // All keys in activation order, revoked ones included: a key retires when any later
+    // key activates, so revoking the newest key never hands signing back to an older one.
+    let mut by_activation: Vec<&KeySchedule> = sorted.clone();
     by_activation.sort_by_key(|k| (k.activates_at, k.generation));
     let active = by_activation
         .iter()
         .rev()
         .find(|k| k.activates_at <= now)
+        .filter(|k| k.revoked_at.is_none())
         .map(|k| k.generation);
     sorted
         .iter()
@@ -170,9 +168,10 @@ pub fn due(keys: &[KeySchedule], policy: &KeyPolicy, now: UnixTime) -> Vec<Sched
     let active = lines.iter().find(|l| l.state == KeyState::Active);
     let has_next = lines.iter().any(|l| l.state == KeyState::Next);
     match active {
-        // Nothing can sign (first start, or every key revoked): a key active at once. No
-        // verifier can hold a token of it yet, so publishing ahead protects nobody.
-        None if !has_next => steps.push(ScheduleStep::Generate {
+        // Nothing can sign (first start, or the signing key was revoked): a key active at
+        // once. No verifier can hold a token of it yet, so publishing ahead protects nobody;
+        // a scheduled next key keeps its own activation time.
+        None => steps.push(ScheduleStep::Generate {
             generation: next_generation,
             activates_at: now,
         }),
@@ -186,7 +185,7 @@ pub fn due(keys: &[KeySchedule], policy: &KeyPolicy, now: UnixTime) -> Vec<Sched
                 });
             }
         }
-        _ => {}
+        Some(_) => {}
     }
     for line in &lines {
         let gone = match line.state {
@@ -334,6 +333,41 @@ mod tests {
             keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
             ["k2"]
         );
+    }
+
+    #[test]
+    fn revoking_the_signing_key_never_hands_signing_back_to_an_older_key() {
+        let t0 = UnixTime(1_800_000_000);
+        let mut keys = Vec::new();
+        apply(&mut keys, t0);
+        // Rotate: k2 signs from t0 + 2 days; k1 is retired.
+        let rotated = UnixTime(t0.0 + 2 * DAY);
+        apply(&mut keys, UnixTime(rotated.0 - 10 * 60));
+        assert_eq!(active(&keys, rotated), vec!["k2".to_owned()]);
+        // k2 is compromised five minutes later, while k1 is still published.
+        let now = UnixTime(rotated.0 + 5 * 60);
+        keys[1].revoked_at = Some(now);
+        assert!(active(&keys, now).is_empty(), "k1 must not sign again");
+        assert_eq!(apply(&mut keys, now), vec!["k3".to_owned()]);
+        assert_eq!(active(&keys, now), vec!["k3".to_owned()]);
+        assert_eq!(keys[2].activates_at, now, "the replacement signs at once");
+    }
+
+    #[test]
+    fn revoking_the_signing_key_with_a_rotation_pending_still_replaces_it_at_once() {
+        let t0 = UnixTime(1_800_000_000);
+        let mut keys = Vec::new();
+        apply(&mut keys, t0);
+        let now = UnixTime(t0.0 + 2 * DAY - 5 * 60);
+        apply(&mut keys, UnixTime(now.0 - 60)); // k2 published, activates in 6 minutes
+        keys[0].revoked_at = Some(now);
+        assert_eq!(apply(&mut keys, now), vec!["k3".to_owned()]);
+        assert_eq!(active(&keys, now), vec!["k3".to_owned()]);
+        // k2 keeps its schedule and takes over at its time.
+        let k2_at = keys[1].activates_at;
+        assert!(k2_at > now);
+        assert_eq!(active(&keys, UnixTime(k2_at.0 - 1)), vec!["k3".to_owned()]);
+        assert_eq!(active(&keys, k2_at), vec!["k2".to_owned()]);
     }
 
     #[test]

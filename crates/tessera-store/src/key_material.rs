@@ -21,8 +21,8 @@ use tessera_core::key_schedule::{
     KeyPolicy, KeySchedule, KeyState, KeyTimeline, ScheduleStep, due, timeline,
 };
 use tessera_core::keys::{Jwk, Jwks, KeyRing, KeyStore, SignError, SigningKey, StoredKey};
-use tessera_core::time::Clock;
 use tessera_core::random::SecureRandom;
+use tessera_core::time::Clock;
 use tessera_core::time::UnixTime;
 
 use crate::master_key::MasterKey;
@@ -223,12 +223,19 @@ pub fn unseal(master: &MasterKey, stored: &StoredKey) -> Result<RsaSigningKey, K
 
 /// Re-encrypts every stored key from `old` to `new` master key, in one store transaction.
 /// Nothing changes unless every key opens under `old`.
-pub async fn rewrap(store: &dyn KeyStore, old: &MasterKey, new: &MasterKey) -> Result<usize, KeyError> {
+pub async fn rewrap(
+    store: &dyn KeyStore,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<usize, KeyError> {
     let keys = store.list().await?;
     let mut sealed = Vec::with_capacity(keys.len());
     for key in &keys {
         let pkcs8 = open(old, key)?;
-        sealed.push((key.schedule.kid.clone(), seal(new, &key.schedule.kid, &pkcs8)?));
+        sealed.push((
+            key.schedule.kid.clone(),
+            seal(new, &key.schedule.kid, &pkcs8)?,
+        ));
     }
     store.reseal(&sealed).await?;
     Ok(sealed.len())
@@ -326,7 +333,8 @@ impl ScheduledKeyRing {
                     generation,
                     activates_at,
                 } => {
-                    let (_, record) = generate(&self.master, self.bits, generation, now, activates_at)?;
+                    let (_, record) =
+                        generate(&self.master, self.bits, generation, now, activates_at)?;
                     match store.insert(&record).await {
                         Ok(()) => tick.generated.push(record.schedule.kid),
                         // Another node took this step first: its key is the one.
@@ -358,8 +366,12 @@ impl ScheduledKeyRing {
                 None => {
                     let signer = Arc::new(unseal(&self.master, &key)?);
                     let verifier = RsaPublicKeyComponents {
-                        n: URL_SAFE_NO_PAD.decode(&key.public.n).map_err(|_| KeyError::Generate)?,
-                        e: URL_SAFE_NO_PAD.decode(&key.public.e).map_err(|_| KeyError::Generate)?,
+                        n: URL_SAFE_NO_PAD
+                            .decode(&key.public.n)
+                            .map_err(|_| KeyError::Generate)?,
+                        e: URL_SAFE_NO_PAD
+                            .decode(&key.public.e)
+                            .map_err(|_| KeyError::Generate)?,
                     };
                     (signer, verifier)
                 }
@@ -391,11 +403,15 @@ impl ScheduledKeyRing {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<LoadedKey>> {
         // A poisoned lock means a panic while swapping in a fully built Vec; the data is
         // still a consistent ring.
-        self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.loaded
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<LoadedKey>> {
-        self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -411,8 +427,13 @@ impl KeyRing for ScheduledKeyRing {
             .and_then(|kid| loaded.iter().find(|l| l.schedule.kid == kid))
             // Between a revocation and the next tick nothing may be active; the newest
             // unrevoked key is the safest fallback, and the next tick makes a proper one.
-            .or_else(|| loaded.iter().rev().find(|l| l.schedule.revoked_at.is_none()))
-            .or_else(|| loaded.last());
+            // Never a revoked key: with every key revoked, signing fails closed (NoKey).
+            .or_else(|| {
+                loaded
+                    .iter()
+                    .rev()
+                    .find(|l| l.schedule.revoked_at.is_none())
+            });
         match chosen {
             Some(key) => key.signer.clone(),
             None => Arc::new(NoKey),
@@ -485,7 +506,8 @@ mod tests {
 
     #[test]
     fn sealed_key_round_trips_and_signs_verifiably() {
-        let (key, stored) = generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
+        let (key, stored) =
+            generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
         assert_eq!(stored.public.kid, key.kid());
         assert_eq!(stored.public.e, "AQAB");
         let reopened = unseal(&master(1), &stored).unwrap();
@@ -505,7 +527,8 @@ mod tests {
 
     #[test]
     fn wrong_master_key_or_tampering_fails_closed() {
-        let (_, stored) = generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
+        let (_, stored) =
+            generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
         assert!(matches!(
             unseal(&master(2), &stored),
             Err(KeyError::Unseal { .. })
@@ -521,14 +544,23 @@ mod tests {
 
     #[test]
     fn rewrap_moves_every_key_to_the_new_master_key() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}/k.db", dir.path().display());
             let store = crate::SqliteStore::open(&url).await.unwrap();
             for generation in 1..=2 {
-                let (_, stored) =
-                    generate(&master(1), RsaBits::Rsa2048, generation, UnixTime(0), UnixTime(0)).unwrap();
+                let (_, stored) = generate(
+                    &master(1),
+                    RsaBits::Rsa2048,
+                    generation,
+                    UnixTime(0),
+                    UnixTime(0),
+                )
+                .unwrap();
                 KeyStore::insert(&store, &stored).await.unwrap();
             }
             // The wrong old key changes nothing.
@@ -539,14 +571,18 @@ mod tests {
             assert_eq!(rewrap(&store, &master(1), &master(2)).await.unwrap(), 2);
             for key in KeyStore::list(&store).await.unwrap() {
                 assert!(unseal(&master(2), &key).is_ok());
-                assert!(matches!(unseal(&master(1), &key), Err(KeyError::Unseal { .. })));
+                assert!(matches!(
+                    unseal(&master(1), &key),
+                    Err(KeyError::Unseal { .. })
+                ));
             }
         });
     }
 
     #[test]
     fn sealed_form_does_not_contain_the_plain_private_key() {
-        let (key, stored) = generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
+        let (key, stored) =
+            generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
         let der = key.pair.as_der().unwrap();
         let plain = der.as_ref();
         assert!(

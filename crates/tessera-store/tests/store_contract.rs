@@ -5,6 +5,10 @@
 //! SQLite database in a temporary directory. A PostgreSQL adapter only needs its own
 //! wrappers.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tempfile::TempDir;
@@ -12,6 +16,7 @@ use tessera_core::StoreError;
 use tessera_core::authorization_code::{CodeRecord, CodeStore};
 use tessera_core::client::{Client, ClientStore, GrantType};
 use tessera_core::janitor::{Janitor, Purged};
+use tessera_core::key_schedule::{KeyPolicy, KeySchedule, KeyState};
 use tessera_core::keys::{Jwk, KeyRing, KeyStore, StoredKey};
 use tessera_core::pkce::CodeChallenge;
 use tessera_core::refresh_family::{
@@ -21,11 +26,11 @@ use tessera_core::revocation::{Revocation, RevocationList, RevocationReason, Rev
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::session::{Session, SessionStore};
-use tessera_core::time::UnixTime;
+use tessera_core::time::{Clock, UnixTime};
 use tessera_core::user::{User, UserStore};
 use tessera_store::MasterKey;
 use tessera_store::SqliteStore;
-use tessera_store::key_material::StaticKeyRing;
+use tessera_store::key_material::{KeyError, RsaBits, ScheduledKeyRing, Tick};
 
 /// Every store port, as one adapter implements them.
 trait Store:
@@ -177,9 +182,17 @@ fn live_token(new: &NewRefreshToken, family_id: &str) -> RefreshToken {
     }
 }
 
-fn stored_key(kid: &str, created_at: i64) -> StoredKey {
+/// A key row with fake material (the store never looks inside). Its times run against its
+/// generation, so ordering by anything but the generation shows.
+fn stored_key(kid: &str, generation: i64) -> StoredKey {
     StoredKey {
-        kid: kid.to_owned(),
+        schedule: KeySchedule {
+            kid: kid.to_owned(),
+            generation,
+            created_at: UnixTime(1_000 - generation),
+            activates_at: UnixTime(2_000 - generation),
+            revoked_at: None,
+        },
         public: Jwk {
             kty: "RSA".into(),
             use_: "sig".into(),
@@ -188,8 +201,7 @@ fn stored_key(kid: &str, created_at: i64) -> StoredKey {
             n: format!("modulus-of-{kid}"),
             e: "AQAB".into(),
         },
-        sealed_private: vec![0, 1, 2, 255, created_at as u8],
-        created_at: UnixTime(created_at),
+        sealed_private: vec![0, 1, 2, 255, generation as u8],
     }
 }
 
@@ -1031,50 +1043,247 @@ async fn check_session_requires_user<S: Store>(store: &S) {
 
 async fn check_keys_insert_and_list<S: Store>(store: &S) {
     assert!(KeyStore::list(store).await.unwrap().is_empty());
-    // Inserted out of age order, and with kids that sort against age: list must order by
-    // created_at, not by insertion or kid.
-    let middle = stored_key("a-middle", 200);
-    let newest = stored_key("b-newest", 300);
-    let oldest = stored_key("z-oldest", 100);
-    for k in [&middle, &newest, &oldest] {
+    // Inserted out of generation order, with kids and times that sort against it: list must
+    // order by generation, not by insertion, kid, created_at or activates_at.
+    let second = stored_key("a-second", 2);
+    let third = stored_key("b-third", 3);
+    let first = stored_key("z-first", 1);
+    for k in [&second, &third, &first] {
         KeyStore::insert(store, k).await.unwrap();
     }
-    assert_eq!(
-        KeyStore::list(store).await.unwrap(),
-        vec![oldest.clone(), middle.clone(), newest.clone()]
-    );
+    let all = vec![first.clone(), second.clone(), third.clone()];
+    assert_eq!(KeyStore::list(store).await.unwrap(), all);
 
-    let mut duplicate = stored_key("a-middle", 999);
+    // A duplicate kid (under a fresh generation) changes nothing.
+    let mut duplicate = stored_key("a-second", 9);
     duplicate.sealed_private = vec![9; 16];
     assert_conflict(
         KeyStore::insert(store, &duplicate).await,
         "insert of an existing kid",
     );
+    assert_eq!(KeyStore::list(store).await.unwrap(), all);
+
+    // A duplicate generation under a new kid: this is how the second of two nodes taking
+    // the same rotation step loses, so nothing of its key may be stored.
+    let rival = stored_key("rival-of-second", 2);
+    assert_conflict(
+        KeyStore::insert(store, &rival).await,
+        "insert of an existing generation",
+    );
+    assert_eq!(KeyStore::list(store).await.unwrap(), all);
+
+    // A revoked key round-trips its revocation time.
+    let mut revoked = stored_key("revoked", 4);
+    revoked.schedule.revoked_at = Some(UnixTime(1_234));
+    KeyStore::insert(store, &revoked).await.unwrap();
     assert_eq!(
         KeyStore::list(store).await.unwrap(),
-        vec![oldest, middle, newest]
+        vec![first, second, third, revoked]
     );
 }
 
-async fn check_key_ring_generates_once<S: Store>(store: &S) {
-    let master = master_key();
-    let (ring, generated) = StaticKeyRing::load_or_generate(store, &master, UnixTime(1_000))
+async fn check_keys_delete_and_revoke<S: Store>(store: &S) {
+    let one = stored_key("one", 1);
+    let two = stored_key("two", 2);
+    let three = stored_key("three", 3);
+    for k in [&one, &two, &three] {
+        KeyStore::insert(store, k).await.unwrap();
+    }
+
+    assert!(KeyStore::delete(store, "two").await.unwrap());
+    assert!(
+        !KeyStore::delete(store, "two").await.unwrap(),
+        "already gone"
+    );
+    assert!(!KeyStore::delete(store, "never-existed").await.unwrap());
+    assert_eq!(
+        KeyStore::list(store).await.unwrap(),
+        vec![one.clone(), three.clone()]
+    );
+
+    assert!(
+        KeyStore::revoke(store, "three", UnixTime(500))
+            .await
+            .unwrap()
+    );
+    // A second revocation neither succeeds nor moves the time.
+    assert!(
+        !KeyStore::revoke(store, "three", UnixTime(600))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !KeyStore::revoke(store, "two", UnixTime(500)).await.unwrap(),
+        "deleted"
+    );
+    assert!(
+        !KeyStore::revoke(store, "never-existed", UnixTime(500))
+            .await
+            .unwrap()
+    );
+    let mut revoked = three.clone();
+    revoked.schedule.revoked_at = Some(UnixTime(500));
+    assert_eq!(
+        KeyStore::list(store).await.unwrap(),
+        vec![one.clone(), revoked.clone()]
+    );
+
+    // A revoked key can still be deleted; its generation stays free only once it is gone.
+    assert!(KeyStore::delete(store, "three").await.unwrap());
+    assert_eq!(KeyStore::list(store).await.unwrap(), vec![one]);
+}
+
+async fn check_keys_reseal_is_atomic<S: Store>(store: &S) {
+    let keys: Vec<StoredKey> = (1..=3)
+        .map(|g| stored_key(&format!("kid-{g}"), g))
+        .collect();
+    for k in &keys {
+        KeyStore::insert(store, k).await.unwrap();
+    }
+    let resealed = |k: &StoredKey, tag: u8| StoredKey {
+        sealed_private: vec![tag; 8 + k.schedule.generation as usize],
+        ..k.clone()
+    };
+
+    // Every listed key gets its new bytes; nothing else about it changes.
+    let batch: Vec<(String, Vec<u8>)> = keys
+        .iter()
+        .map(|k| (k.schedule.kid.clone(), resealed(k, 0xA1).sealed_private))
+        .collect();
+    KeyStore::reseal(store, &batch).await.unwrap();
+    let after: Vec<StoredKey> = keys.iter().map(|k| resealed(k, 0xA1)).collect();
+    assert_eq!(KeyStore::list(store).await.unwrap(), after);
+
+    // One unknown kid in the batch (after a key that would already have been updated, and
+    // before one that would not): the whole batch fails and no key changes.
+    let batch = vec![
+        ("kid-1".to_owned(), vec![0xB2; 9]),
+        ("kid-missing".to_owned(), vec![0xB2; 9]),
+        ("kid-3".to_owned(), vec![0xB2; 9]),
+    ];
+    assert!(
+        KeyStore::reseal(store, &batch).await.is_err(),
+        "a reseal naming an unknown kid must fail"
+    );
+    assert_eq!(
+        KeyStore::list(store).await.unwrap(),
+        after,
+        "a failed reseal changes none of the keys"
+    );
+
+    // The store is still usable for a proper reseal after the rolled-back one.
+    KeyStore::reseal(store, &[("kid-2".to_owned(), vec![0xC3; 4])])
         .await
         .unwrap();
-    assert!(generated, "an empty store gets a key generated");
+    let mut expected = after;
+    expected[1].sealed_private = vec![0xC3; 4];
+    assert_eq!(KeyStore::list(store).await.unwrap(), expected);
+}
+
+// ---------------------------------------------------------------------------------------
+// The scheduled key ring, through the store
+// ---------------------------------------------------------------------------------------
+
+/// A clock the test sets.
+#[derive(Debug)]
+struct TestClock(AtomicI64);
+
+impl TestClock {
+    fn at(t: i64) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(t)))
+    }
+
+    fn set(&self, t: i64) {
+        self.0.store(t, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> UnixTime {
+        UnixTime(self.0.load(Ordering::SeqCst))
+    }
+}
+
+const KEY_T0: i64 = 1_800_000_000;
+const MINUTE: i64 = 60;
+/// When the first key (active at `KEY_T0`) hands over: `rotation_interval` later.
+const ROTATION: i64 = KEY_T0 + HOUR;
+/// When the successor is generated and published: `publish_ahead` before the rotation.
+const PUBLISH_FROM: i64 = ROTATION - 10 * MINUTE;
+/// When the first key leaves: its successor's activation + token lifetime + leeway.
+const FIRST_REMOVED: i64 = ROTATION + 15 * MINUTE + MINUTE;
+
+fn key_policy() -> KeyPolicy {
+    KeyPolicy {
+        rotation_interval: Duration::from_secs(HOUR as u64),
+        publish_ahead: Duration::from_secs(10 * 60),
+        token_lifetime: Duration::from_secs(15 * 60),
+        leeway: Duration::from_secs(60),
+    }
+}
+
+async fn start_ring_with<S: Store>(
+    store: &S,
+    master: MasterKey,
+    clock: &Arc<TestClock>,
+) -> Result<(ScheduledKeyRing, Tick), KeyError> {
+    ScheduledKeyRing::start(store, master, RsaBits::Rsa2048, clock.clone(), key_policy()).await
+}
+
+async fn start_ring<S: Store>(store: &S, clock: &Arc<TestClock>) -> (ScheduledKeyRing, Tick) {
+    start_ring_with(store, master_key(), clock)
+        .await
+        .expect("start key ring")
+}
+
+fn published_kids(ring: &ScheduledKeyRing) -> Vec<String> {
+    ring.published().keys.into_iter().map(|k| k.kid).collect()
+}
+
+fn states(ring: &ScheduledKeyRing) -> Vec<(String, KeyState)> {
+    ring.timeline()
+        .into_iter()
+        .map(|l| (l.key.kid, l.state))
+        .collect()
+}
+
+fn generated(kid: &str) -> Tick {
+    Tick {
+        generated: vec![kid.to_owned()],
+        deleted: Vec::new(),
+    }
+}
+
+async fn check_key_ring_generates_once<S: Store>(store: &S) {
+    let clock = TestClock::at(KEY_T0);
+    let (ring, tick) = start_ring(store, &clock).await;
     let kid = ring.signing_key().kid().to_owned();
+    assert_eq!(tick, generated(&kid), "an empty store gets a key generated");
 
     let stored = KeyStore::list(store).await.unwrap();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].kid, kid);
+    assert_eq!(
+        stored[0].schedule,
+        KeySchedule {
+            kid: kid.clone(),
+            generation: 1,
+            created_at: UnixTime(KEY_T0),
+            activates_at: UnixTime(KEY_T0),
+            revoked_at: None,
+        },
+        "the first key is active at once"
+    );
     assert_eq!(stored[0].public.kid, kid);
-    assert_eq!(stored[0].created_at, UnixTime(1_000));
     assert_eq!(ring.published().keys, vec![stored[0].public.clone()]);
+    assert_eq!(states(&ring), vec![(kid.clone(), KeyState::Active)]);
 
-    let (again, generated) = StaticKeyRing::load_or_generate(store, &master, UnixTime(2_000))
-        .await
-        .unwrap();
-    assert!(!generated, "a stored key is loaded, not regenerated");
+    clock.set(KEY_T0 + MINUTE);
+    let (again, tick) = start_ring(store, &clock).await;
+    assert_eq!(
+        tick,
+        Tick::default(),
+        "a stored key is loaded, not regenerated"
+    );
     assert_eq!(again.signing_key().kid(), kid);
     assert_eq!(again.published(), ring.published());
     assert_eq!(KeyStore::list(store).await.unwrap(), stored);
@@ -1086,25 +1295,23 @@ async fn check_key_ring_generates_once<S: Store>(store: &S) {
 }
 
 async fn check_key_ring_verifies_its_signatures<S: Store>(store: &S) {
-    let master = master_key();
-    let (ring, _) = StaticKeyRing::load_or_generate(store, &master, UnixTime(1_000))
-        .await
-        .unwrap();
+    let clock = TestClock::at(KEY_T0);
+    let (ring, _) = start_ring(store, &clock).await;
     let key = ring.signing_key();
     let kid = key.kid().to_owned();
     assert_eq!(key.alg(), "RS256");
+    assert!(ring.publishes(&kid));
     let message = b"header.payload";
     let signature = key.sign(message).unwrap();
 
     assert!(ring.verify(&kid, "RS256", message, &signature));
     // A ring reloaded from the store verifies the same signature.
-    let (reloaded, generated) = StaticKeyRing::load_or_generate(store, &master, UnixTime(2_000))
-        .await
-        .unwrap();
-    assert!(!generated);
+    let (reloaded, tick) = start_ring(store, &clock).await;
+    assert_eq!(tick, Tick::default());
     assert!(reloaded.verify(&kid, "RS256", message, &signature));
 
     assert!(!ring.verify("unknown-kid", "RS256", message, &signature));
+    assert!(!ring.publishes("unknown-kid"));
     assert!(!ring.verify("", "RS256", message, &signature));
     for alg in ["HS256", "none", "rs256", "RS384", "PS256", ""] {
         assert!(
@@ -1122,6 +1329,284 @@ async fn check_key_ring_verifies_its_signatures<S: Store>(store: &S) {
     assert!(!ring.verify(&kid, "RS256", message, &tampered));
     assert!(!ring.verify(&kid, "RS256", message, &signature[1..]));
     assert!(!ring.verify(&kid, "RS256", message, &[]));
+}
+
+async fn check_key_ring_rotates_on_schedule<S: Store>(store: &S) {
+    let clock = TestClock::at(KEY_T0);
+    let (ring, tick) = start_ring(store, &clock).await;
+    let first = ring.signing_key().kid().to_owned();
+    assert_eq!(tick, generated(&first));
+    let message = b"header.payload";
+    let old_signature = ring.signing_key().sign(message).unwrap();
+
+    // Until publish_ahead before the rotation, ticks do nothing.
+    for t in [KEY_T0, KEY_T0 + 1, KEY_T0 + 30 * MINUTE, PUBLISH_FROM - 1] {
+        clock.set(t);
+        assert_eq!(ring.tick(store).await.unwrap(), Tick::default(), "at {t}");
+        assert_eq!(KeyStore::list(store).await.unwrap().len(), 1, "at {t}");
+        assert_eq!(ring.signing_key().kid(), first);
+    }
+
+    // Then the successor is generated, published and scheduled for the rotation.
+    clock.set(PUBLISH_FROM);
+    let tick = ring.tick(store).await.unwrap();
+    assert_eq!(tick.deleted, Vec::<String>::new());
+    assert_eq!(tick.generated.len(), 1, "{tick:?}");
+    let second = tick.generated[0].clone();
+    assert_ne!(second, first);
+    let stored = KeyStore::list(store).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(
+        stored[1].schedule,
+        KeySchedule {
+            kid: second.clone(),
+            generation: 2,
+            created_at: UnixTime(PUBLISH_FROM),
+            activates_at: UnixTime(ROTATION),
+            revoked_at: None,
+        }
+    );
+    assert_eq!(published_kids(&ring), vec![first.clone(), second.clone()]);
+    assert!(ring.publishes(&second));
+    assert_eq!(
+        ring.signing_key().kid(),
+        first,
+        "the next key does not sign yet"
+    );
+    assert_eq!(
+        states(&ring),
+        vec![
+            (first.clone(), KeyState::Active),
+            (second.clone(), KeyState::Next)
+        ]
+    );
+    // Only once.
+    clock.set(ROTATION - 1);
+    assert_eq!(ring.tick(store).await.unwrap(), Tick::default());
+    assert_eq!(ring.signing_key().kid(), first);
+
+    // The rotation needs no tick: the active key follows the clock.
+    clock.set(ROTATION);
+    assert_eq!(ring.signing_key().kid(), second);
+    assert_eq!(published_kids(&ring), vec![first.clone(), second.clone()]);
+    assert!(
+        ring.verify(&first, "RS256", message, &old_signature),
+        "tokens of the retired key still verify"
+    );
+    let new_signature = ring.signing_key().sign(message).unwrap();
+    assert!(ring.verify(&second, "RS256", message, &new_signature));
+    assert!(!ring.verify(&first, "RS256", message, &new_signature));
+    assert_eq!(
+        states(&ring),
+        vec![
+            (first.clone(), KeyState::Retired),
+            (second.clone(), KeyState::Active)
+        ]
+    );
+
+    // The retired key stays until its last token has expired, plus the leeway.
+    clock.set(FIRST_REMOVED - 1);
+    assert_eq!(ring.tick(store).await.unwrap(), Tick::default());
+    assert!(ring.verify(&first, "RS256", message, &old_signature));
+    assert_eq!(KeyStore::list(store).await.unwrap().len(), 2);
+
+    clock.set(FIRST_REMOVED);
+    assert!(!ring.publishes(&first), "removed by time, before any tick");
+    let tick = ring.tick(store).await.unwrap();
+    assert_eq!(
+        tick,
+        Tick {
+            generated: Vec::new(),
+            deleted: vec![first.clone()],
+        }
+    );
+    let stored = KeyStore::list(store).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|k| &k.schedule.kid).collect::<Vec<_>>(),
+        [&second]
+    );
+    assert!(!ring.verify(&first, "RS256", message, &old_signature));
+    assert!(!ring.publishes(&first));
+    assert_eq!(published_kids(&ring), vec![second.clone()]);
+    assert_eq!(ring.signing_key().kid(), second);
+    assert!(ring.verify(&second, "RS256", message, &new_signature));
+}
+
+async fn check_key_ring_two_nodes_rotate_once<S>(store: &S)
+where
+    S: Store + Clone + 'static,
+{
+    let clock = TestClock::at(KEY_T0);
+    let (a, tick) = start_ring(store, &clock).await;
+    let first = a.signing_key().kid().to_owned();
+    assert_eq!(tick, generated(&first));
+    let (b, tick) = start_ring(store, &clock).await;
+    assert_eq!(
+        tick,
+        Tick::default(),
+        "the second node loads the first node's key"
+    );
+    assert_eq!(b.signing_key().kid(), first);
+
+    // Both nodes tick at the same due instant.
+    clock.set(PUBLISH_FROM);
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let nodes = [Arc::new(a), Arc::new(b)];
+    let tasks: Vec<_> = nodes
+        .iter()
+        .map(|ring| {
+            let ring = ring.clone();
+            let store = store.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                ring.tick(&store).await
+            })
+        })
+        .collect();
+    let mut ticks = Vec::new();
+    for task in tasks {
+        ticks.push(
+            task.await
+                .expect("task panicked")
+                .expect("tick failed under concurrency"),
+        );
+    }
+
+    let stored = KeyStore::list(store).await.unwrap();
+    assert_eq!(stored.len(), 2, "exactly one new key: {stored:?}");
+    let second = stored[1].schedule.kid.clone();
+    assert_eq!(stored[1].schedule.generation, 2);
+    assert_eq!(stored[1].schedule.activates_at, UnixTime(ROTATION));
+    let generated: Vec<&String> = ticks.iter().flat_map(|t| &t.generated).collect();
+    assert_eq!(
+        generated,
+        [&second],
+        "exactly one node generated the stored key: {ticks:?}"
+    );
+    assert!(ticks.iter().all(|t| t.deleted.is_empty()));
+
+    for ring in &nodes {
+        ring.reload(store).await.unwrap();
+        assert_eq!(published_kids(ring), vec![first.clone(), second.clone()]);
+        assert_eq!(ring.signing_key().kid(), first);
+    }
+    clock.set(ROTATION);
+    let message = b"header.payload";
+    for ring in &nodes {
+        assert_eq!(
+            ring.signing_key().kid(),
+            second,
+            "both nodes sign with the same key"
+        );
+        // Each node verifies what the other signs.
+        let signature = ring.signing_key().sign(message).unwrap();
+        for other in &nodes {
+            assert!(other.verify(&second, "RS256", message, &signature));
+        }
+    }
+}
+
+async fn check_key_ring_revocation<S: Store>(store: &S) {
+    let clock = TestClock::at(KEY_T0);
+    let (ring, _) = start_ring(store, &clock).await;
+    let revoked = ring.signing_key().kid().to_owned();
+    let message = b"header.payload";
+    let signature = ring.signing_key().sign(message).unwrap();
+
+    let now = KEY_T0 + 20 * MINUTE;
+    clock.set(now);
+    assert!(
+        KeyStore::revoke(store, &revoked, UnixTime(now))
+            .await
+            .unwrap()
+    );
+    // Seen before a replacement exists (a reload without a tick): nothing signs with the
+    // revoked key, signing fails closed.
+    ring.reload(store).await.unwrap();
+    assert!(!ring.publishes(&revoked));
+    assert_ne!(ring.signing_key().kid(), revoked);
+    assert!(ring.signing_key().sign(message).is_err());
+    let tick = ring.tick(store).await.unwrap();
+    assert_eq!(tick.deleted, Vec::<String>::new());
+    assert_eq!(tick.generated.len(), 1, "{tick:?}");
+    let fresh = tick.generated[0].clone();
+
+    let stored = KeyStore::list(store).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].schedule.revoked_at, Some(UnixTime(now)));
+    assert_eq!(
+        stored[1].schedule,
+        KeySchedule {
+            kid: fresh.clone(),
+            generation: 2,
+            created_at: UnixTime(now),
+            activates_at: UnixTime(now),
+            revoked_at: None,
+        },
+        "the replacement is active at once"
+    );
+    assert_eq!(ring.signing_key().kid(), fresh);
+    assert_eq!(published_kids(&ring), vec![fresh.clone()]);
+    assert!(!ring.publishes(&revoked));
+    assert!(
+        !ring.verify(&revoked, "RS256", message, &signature),
+        "tokens of a revoked key stop verifying"
+    );
+    assert_eq!(
+        states(&ring),
+        vec![
+            (revoked.clone(), KeyState::Revoked),
+            (fresh.clone(), KeyState::Active)
+        ]
+    );
+    let new_signature = ring.signing_key().sign(message).unwrap();
+    assert!(ring.verify(&fresh, "RS256", message, &new_signature));
+
+    // Another node starting now sees the same.
+    let (other, tick) = start_ring(store, &clock).await;
+    assert_eq!(tick, Tick::default());
+    assert_eq!(other.signing_key().kid(), fresh);
+    assert!(!other.publishes(&revoked));
+    assert!(!other.verify(&revoked, "RS256", message, &signature));
+
+    // The revoked row goes once its tokens would have expired anyway.
+    clock.set(now + 16 * MINUTE - 1);
+    assert_eq!(ring.tick(store).await.unwrap(), Tick::default());
+    clock.set(now + 16 * MINUTE);
+    assert_eq!(
+        ring.tick(store).await.unwrap(),
+        Tick {
+            generated: Vec::new(),
+            deleted: vec![revoked],
+        }
+    );
+    assert_eq!(KeyStore::list(store).await.unwrap(), stored[1..].to_vec());
+}
+
+async fn check_key_ring_wrong_master_key_fails_closed<S: Store>(store: &S) {
+    let clock = TestClock::at(KEY_T0);
+    let (ring, _) = start_ring(store, &clock).await;
+    let kid = ring.signing_key().kid().to_owned();
+    // A rotation is due, so a ring that acted before opening the keys would insert one.
+    clock.set(PUBLISH_FROM);
+    let before = KeyStore::list(store).await.unwrap();
+
+    let wrong = MasterKey::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
+    match start_ring_with(store, wrong, &clock).await {
+        Err(KeyError::Unseal { kid: failed }) => assert_eq!(failed, kid),
+        Err(other) => panic!("expected KeyError::Unseal, got {other:?}"),
+        Ok(_) => panic!("a ring started under the wrong master key"),
+    }
+    assert_eq!(
+        KeyStore::list(store).await.unwrap(),
+        before,
+        "a wrong master key must not add a key"
+    );
+
+    // The right master key still works, and takes the due step.
+    let (_, tick) = start_ring(store, &clock).await;
+    assert_eq!(tick.generated.len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2513,7 +2998,7 @@ async fn seed_everything<S: Store>(store: &S) {
     SessionStore::create(store, &persisted_session())
         .await
         .unwrap();
-    KeyStore::insert(store, &stored_key("kid-1", 100))
+    KeyStore::insert(store, &stored_key("kid-1", 1))
         .await
         .unwrap();
 }
@@ -2583,7 +3068,7 @@ async fn check_everything_present<S: Store>(store: &S) {
     );
     assert_eq!(
         KeyStore::list(store).await.unwrap(),
-        vec![stored_key("kid-1", 100)]
+        vec![stored_key("kid-1", 1)]
     );
     // Uniqueness constraints survive too.
     assert_conflict(
@@ -2685,13 +3170,19 @@ mod sqlite {
         check_session_lifecycle,
         check_session_requires_user,
         check_keys_insert_and_list,
+        check_keys_delete_and_revoke,
+        check_keys_reseal_is_atomic,
         check_key_ring_generates_once,
         check_key_ring_verifies_its_signatures,
+        check_key_ring_rotates_on_schedule,
+        check_key_ring_revocation,
+        check_key_ring_wrong_master_key_fails_closed,
     );
 
     sqlite_race_tests!(
         check_code_redeem_concurrent,
-        check_refresh_rotate_concurrent
+        check_refresh_rotate_concurrent,
+        check_key_ring_two_nodes_rotate_once,
     );
 
     /// The generic check, plus what no port shows: exactly the live families and access

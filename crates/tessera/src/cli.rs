@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the authorization server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Register and manage OAuth clients.
     Client(ClientArgs),
     /// Create and manage users who sign in on the login page.

@@ -21,7 +21,7 @@ use crate::cli::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Client(args) => client_cmd::run(args).await,
         Command::User(args) => user_cmd::run(args).await,
         Command::Janitor(args) => janitor::run(args).await,

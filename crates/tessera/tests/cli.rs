@@ -531,7 +531,11 @@ fn keys_rotate_publishes_ahead_and_revoke_replaces_the_key_at_once() {
     let d = dir.path();
     // `keys rotate` on an empty store schedules the first key (nothing to publish ahead of).
     let out = tessera(d, &["keys", "rotate"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let keys = keys_json(d);
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["state"], "next");
@@ -542,7 +546,11 @@ fn keys_rotate_publishes_ahead_and_revoke_replaces_the_key_at_once() {
     assert_eq!(keys_json(d).len(), 1, "a second rotate does not stack keys");
 
     let out = tessera(d, &["keys", "revoke", &first], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
     let keys = keys_json(d);
     let states: Vec<(&str, &str)> = keys
@@ -550,7 +558,11 @@ fn keys_rotate_publishes_ahead_and_revoke_replaces_the_key_at_once() {
         .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
         .collect();
     assert!(states.contains(&(first.as_str(), "revoked")), "{states:?}");
-    assert_eq!(states.iter().filter(|(_, s)| *s == "active").count(), 1, "{states:?}");
+    assert_eq!(
+        states.iter().filter(|(_, s)| *s == "active").count(),
+        1,
+        "{states:?}"
+    );
     fails_with(d, &["keys", "revoke", &first], None, "already revoked");
     fails_with(d, &["keys", "revoke", "no-such-kid"], None, "no key");
 }
@@ -563,22 +575,43 @@ fn rewrap_moves_keys_to_a_new_master_key_and_a_wrong_key_fails_clearly() {
     assert!(tessera(d, &["keys", "rotate"], None).status.success());
     let before = std::fs::read_to_string(d.join("master.key")).unwrap();
     let new_key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
-    let out = tessera(d, &["keys", "rewrap", "--new-master-key-stdin"], Some(&new_key));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tessera(
+        d,
+        &["keys", "rewrap", "--new-master-key-stdin"],
+        Some(&new_key),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("resealed 1 keys"));
     let after = std::fs::read_to_string(d.join("master.key")).unwrap();
     assert_ne!(before, after);
     assert_eq!(after.trim(), new_key);
-    assert_eq!(keys_json(d).len(), 1, "the keys open under the new master key");
+    assert_eq!(
+        keys_json(d).len(),
+        1,
+        "the keys open under the new master key"
+    );
 
     // Starting with the old (wrong) master key fails clearly and creates no key.
     let wrong = tessera(
         d,
-        &["serve", "--listen", "127.0.0.1:0", "--master-key", before.trim()],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--master-key",
+            before.trim(),
+        ],
         None,
     );
     assert!(!wrong.status.success());
     let err = String::from_utf8_lossy(&wrong.stderr);
-    assert!(err.contains("cannot be unsealed") && err.contains("TESSERA_MASTER_KEY"), "{err}");
+    assert!(
+        err.contains("cannot be unsealed") && err.contains("TESSERA_MASTER_KEY"),
+        "{err}"
+    );
     assert_eq!(keys_json(d).len(), 1, "no silent new key");
 }

@@ -539,12 +539,17 @@ def test_revocation_with_authlib(metadata, public_client, user):
 # --- f. key rotation, seen by a verifier that is not restarted --------------------------------
 
 
-def test_pyjwkclient_keeps_verifying_across_a_key_rotation(
-    metadata, jwks_client, cc_client, issuer, audience
-):
+def test_pyjwkclient_keeps_verifying_across_a_key_rotation(metadata, cc_client, issuer, audience):
+    import re
     import subprocess
 
     client_id, secret = cc_client
+    # A verifier that caches the JWKS for as long as the server says (Cache-Control max-age),
+    # as PyJWKClient's `lifespan` allows; its forced-refresh cooldown (30 s) stays at the
+    # default, so it cannot cheat by refetching on every unknown kid.
+    cache_control = requests.get(metadata["jwks_uri"], timeout=TIMEOUT).headers["cache-control"]
+    max_age = int(re.search(r"max-age=(\d+)", cache_control).group(1))
+    jwks_client = jwt.PyJWKClient(metadata["jwks_uri"], lifespan=max_age, timeout=TIMEOUT)
 
     def fresh_token() -> str:
         response = requests.post(
@@ -574,7 +579,8 @@ def test_pyjwkclient_keeps_verifying_across_a_key_rotation(
         assert time.monotonic() < deadline, "the new key never started signing"
         time.sleep(0.2)
 
-    # The same PyJWKClient, never restarted: it fetches the JWKS again for the unknown kid,
-    # and the retired key still verifies the older token.
+    # The same PyJWKClient, never restarted: the new kid was published 2 s before it signed,
+    # longer than the client caches the JWKS, so the client already knows it; the retired
+    # key still verifies the older token.
     verify_access_token(after, jwks_client, issuer, audience)
     verify_access_token(before, jwks_client, issuer, audience)

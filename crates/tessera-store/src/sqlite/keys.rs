@@ -71,13 +71,14 @@ impl KeyStore for SqliteStore {
     }
 
     async fn revoke(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL")
-                .bind(at.0)
-                .bind(kid)
-                .execute(&self.writer)
-                .await
-                .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
+        )
+        .bind(at.0)
+        .bind(kid)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 
