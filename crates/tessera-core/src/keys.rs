@@ -12,22 +12,34 @@ use crate::error::StoreError;
 use crate::key_schedule::KeySchedule;
 use crate::time::UnixTime;
 
-/// A public RSA signing key as published in the JWKS (RFC 7517 §4, RFC 7518 §6.3.1).
+/// A public signing key as published in the JWKS (RFC 7517 §4): RSA (RFC 7518 §6.3.1) or
+/// P-256 EC (RFC 7518 §6.2.1). Only public members exist here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// Key type, always `RSA`.
+    /// Key type: `RSA` or `EC`.
     pub kty: String,
     /// Intended use, always `sig`.
     #[serde(rename = "use")]
     pub use_: String,
-    /// The algorithm this key signs with, `RS256`.
+    /// The algorithm this key signs with: `RS256` or `ES256`.
     pub alg: String,
     /// Key id: the RFC 7638 thumbprint of the key.
     pub kid: String,
-    /// Modulus, base64url big-endian without leading zeros.
-    pub n: String,
-    /// Public exponent, base64url big-endian.
-    pub e: String,
+    /// RSA modulus, base64url big-endian without leading zeros.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub n: Option<String>,
+    /// RSA public exponent, base64url big-endian.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub e: Option<String>,
+    /// EC curve, `P-256`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub crv: Option<String>,
+    /// EC x coordinate, base64url.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub x: Option<String>,
+    /// EC y coordinate, base64url.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub y: Option<String>,
 }
 
 /// A JWK Set (RFC 7517 §5).

@@ -237,3 +237,102 @@ async fn two_nodes_rotate_once_and_both_sign_with_the_new_key_after_activation()
         assert_eq!(kid_of(&service_token(node).await), generated[0]);
     }
 }
+
+/// Verifies a token with `jsonwebtoken` (not our code) against the server's JWKS.
+async fn verify_third_party(server: &TestServer, token: &str) -> Value {
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+    let header = decode_header(token).unwrap();
+    let jwks: JwkSet = http()
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid published");
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[common::AUDIENCE]);
+    validation.set_issuer(&[&server.issuer]);
+    decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .expect("verifies with jsonwebtoken")
+        .claims
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_with_a_third_party_library() {
+    let server = TestServer::start_node(Node {
+        key_kind: tessera_store::key_material::KeyKind::Es256,
+        ..Node::default()
+    })
+    .await;
+    let token = service_token(&server).await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(header["typ"], "at+jwt");
+    let jwks: Value = http()
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = jwks["keys"][0].as_object().unwrap();
+    let mut members: Vec<_> = key.keys().map(String::as_str).collect();
+    members.sort_unstable();
+    assert_eq!(
+        members,
+        ["alg", "crv", "kid", "kty", "use", "x", "y"],
+        "public members only"
+    );
+    assert_eq!(verify_third_party(&server, &token).await["sub"], "svc");
+    assert!(active(&server, &token).await);
+}
+
+#[tokio::test]
+async fn switching_from_rs256_to_es256_is_a_rotation_like_any_other() {
+    let rs = TestServer::start_node(Node {
+        key_policy: Some(short_rotation()),
+        ..Node::default()
+    })
+    .await;
+    let before = service_token(&rs).await;
+    // The same deployment restarted with TESSERA_SIGNING_ALG=ES256.
+    let es = TestServer::start_node(Node {
+        share: Some(&rs),
+        key_policy: Some(short_rotation()),
+        key_kind: tessera_store::key_material::KeyKind::Es256,
+        ..Node::default()
+    })
+    .await;
+    assert_eq!(
+        kid_of(&service_token(&es).await),
+        kid_of(&before),
+        "nothing changes until the schedule says so"
+    );
+    es.clock.advance(HOUR - 600);
+    es.ring.tick(&es.store).await.unwrap();
+    assert_eq!(
+        jwks_kids(&es).await.len(),
+        2,
+        "the ES256 key is published ahead"
+    );
+    es.clock.advance(600);
+    let after = service_token(&es).await;
+    assert_ne!(kid_of(&after), kid_of(&before));
+    assert_eq!(verify_third_party(&es, &after).await["sub"], "svc");
+    assert_eq!(
+        verify_third_party(&es, &before).await["sub"],
+        "svc",
+        "RS256 tokens still verify"
+    );
+}

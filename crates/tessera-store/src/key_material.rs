@@ -2,7 +2,7 @@
 //! in-memory key that signs.
 //!
 //! Why parsed once: re-parsing a PKCS#8 key for every token costs about 3.5x the signing
-//! throughput (DESIGN.md), so [`RsaSigningKey`] holds the `KeyPair` for its whole life.
+//! throughput (DESIGN.md), so [`KeyPairSigner`] holds the `KeyPair` for its whole life.
 
 use std::sync::{Arc, RwLock};
 
@@ -11,7 +11,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{
-    KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaPublicKeyComponents,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,52 +50,149 @@ pub enum KeyError {
     Store(#[from] StoreError),
 }
 
-/// An RSA private key parsed in memory, signing RS256.
-pub struct RsaSigningKey {
-    kid: String,
-    pair: KeyPair,
-    rng: SystemRandom,
+/// The algorithm of new keys (`TESSERA_SIGNING_ALG`, `TESSERA_RSA_BITS`). Switching is a
+/// rotation like any other: the next key is of the new kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RS256 with an RSA key of this size (the default, RSA-2048).
+    Rs256(RsaBits),
+    /// ES256 with a P-256 key: smaller tokens, faster signing.
+    Es256,
 }
 
-impl std::fmt::Debug for RsaSigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RsaSigningKey({})", self.kid)
+impl Default for KeyKind {
+    fn default() -> Self {
+        Self::Rs256(RsaBits::Rsa2048)
     }
 }
 
-impl SigningKey for RsaSigningKey {
+/// A parsed private key.
+enum Pair {
+    Rsa(KeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// A private key parsed in memory, ready to sign.
+pub struct KeyPairSigner {
+    kid: String,
+    pair: Pair,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for KeyPairSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyPairSigner({})", self.kid)
+    }
+}
+
+impl SigningKey for KeyPairSigner {
     fn kid(&self) -> &str {
         &self.kid
     }
 
     fn alg(&self) -> &'static str {
-        "RS256"
+        match self.pair {
+            Pair::Rsa(_) => "RS256",
+            Pair::Ec(_) => "ES256",
+        }
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        let mut signature = vec![0u8; self.pair.public_modulus_len()];
-        self.pair
-            .sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut signature)
-            .map_err(|_| SignError)?;
-        Ok(signature)
+        match &self.pair {
+            Pair::Rsa(pair) => {
+                let mut signature = vec![0u8; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut signature)
+                    .map_err(|_| SignError)?;
+                Ok(signature)
+            }
+            // RFC 7518 §3.4: the JWS signature is R || S, fixed width.
+            Pair::Ec(pair) => pair
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| SignError),
+        }
     }
 }
 
 /// The public JWK of a key pair, with its RFC 7638 thumbprint as `kid`.
-fn public_jwk(pair: &KeyPair) -> Jwk {
-    let public = pair.public_key();
-    let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
-    let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-    // RFC 7638 §3.2: the required members in lexicographic order, no whitespace.
-    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-    Jwk {
-        kty: "RSA".into(),
-        use_: "sig".into(),
-        alg: "RS256".into(),
-        kid,
-        n,
-        e,
+fn public_jwk(pair: &Pair) -> Jwk {
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    match pair {
+        Pair::Rsa(pair) => {
+            let public = pair.public_key();
+            let n = b64(public.modulus().big_endian_without_leading_zero());
+            let e = b64(public.exponent().big_endian_without_leading_zero());
+            // RFC 7638 §3.2: the required members in lexicographic order, no whitespace.
+            let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+            Jwk {
+                kty: "RSA".into(),
+                use_: "sig".into(),
+                alg: "RS256".into(),
+                kid: b64(&Sha256::digest(canonical.as_bytes())),
+                n: Some(n),
+                e: Some(e),
+                crv: None,
+                x: None,
+                y: None,
+            }
+        }
+        Pair::Ec(pair) => {
+            // The uncompressed point: 0x04 || X (32 bytes) || Y (32 bytes).
+            let point = pair.public_key().as_ref();
+            let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+            let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            Jwk {
+                kty: "EC".into(),
+                use_: "sig".into(),
+                alg: "ES256".into(),
+                kid: b64(&Sha256::digest(canonical.as_bytes())),
+                n: None,
+                e: None,
+                crv: Some("P-256".into()),
+                x: Some(x),
+                y: Some(y),
+            }
+        }
+    }
+}
+
+/// Verifies signatures of one published key.
+#[derive(Clone)]
+enum Verifier {
+    Rsa(RsaPublicKeyComponents<Vec<u8>>),
+    Ec(Vec<u8>),
+}
+
+impl Verifier {
+    /// Builds the verifier for a JWK; `None` if its members are missing or malformed.
+    fn of(jwk: &Jwk) -> Option<Self> {
+        let decode = |v: &Option<String>| URL_SAFE_NO_PAD.decode(v.as_deref()?).ok();
+        match (jwk.kty.as_str(), jwk.alg.as_str()) {
+            ("RSA", "RS256") => Some(Self::Rsa(RsaPublicKeyComponents {
+                n: decode(&jwk.n)?,
+                e: decode(&jwk.e)?,
+            })),
+            ("EC", "ES256") => {
+                let (x, y) = (decode(&jwk.x)?, decode(&jwk.y)?);
+                let mut point = Vec::with_capacity(65);
+                point.push(4);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                Some(Self::Ec(point))
+            }
+            _ => None,
+        }
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::Rsa(key) => key
+                .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
+                .is_ok(),
+            Self::Ec(point) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                .verify(message, signature)
+                .is_ok(),
+        }
     }
 }
 
@@ -172,16 +270,30 @@ fn open(master: &MasterKey, stored: &StoredKey) -> Result<Vec<u8>, KeyError> {
     Ok(plain.to_vec())
 }
 
-/// Generates a new RSA key for a place in the schedule, returning it parsed and sealed.
+/// Generates a new key of `kind` for a place in the schedule, returning it parsed and
+/// sealed.
 pub fn generate(
     master: &MasterKey,
-    bits: RsaBits,
+    kind: KeyKind,
     generation: i64,
     created_at: UnixTime,
     activates_at: UnixTime,
-) -> Result<(RsaSigningKey, StoredKey), KeyError> {
-    let pair = KeyPair::generate(bits.size()).map_err(|_| KeyError::Generate)?;
-    let pkcs8 = pair.as_der().map_err(|_| KeyError::Generate)?;
+) -> Result<(KeyPairSigner, StoredKey), KeyError> {
+    let (pair, pkcs8) = match kind {
+        KeyKind::Rs256(bits) => {
+            let pair = KeyPair::generate(bits.size()).map_err(|_| KeyError::Generate)?;
+            let der = pair.as_der().map_err(|_| KeyError::Generate)?;
+            let der = der.as_ref().to_vec();
+            (Pair::Rsa(pair), der)
+        }
+        KeyKind::Es256 => {
+            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(|_| KeyError::Generate)?;
+            let der = pair.to_pkcs8v1().map_err(|_| KeyError::Generate)?;
+            let der = der.as_ref().to_vec();
+            (Pair::Ec(pair), der)
+        }
+    };
     let public = public_jwk(&pair);
     let kid = public.kid.clone();
     let stored = StoredKey {
@@ -193,9 +305,9 @@ pub fn generate(
             revoked_at: None,
         },
         public,
-        sealed_private: seal(master, &kid, pkcs8.as_ref())?,
+        sealed_private: seal(master, &kid, &pkcs8)?,
     };
-    let key = RsaSigningKey {
+    let key = KeyPairSigner {
         kid,
         pair,
         rng: SystemRandom::new(),
@@ -205,16 +317,22 @@ pub fn generate(
 
 /// Opens a sealed key and parses it for signing; fails closed on a wrong master key,
 /// tampering, or a key whose public half does not match.
-pub fn unseal(master: &MasterKey, stored: &StoredKey) -> Result<RsaSigningKey, KeyError> {
+pub fn unseal(master: &MasterKey, stored: &StoredKey) -> Result<KeyPairSigner, KeyError> {
     let fail = || KeyError::Unseal {
         kid: stored.schedule.kid.clone(),
     };
     let pkcs8 = open(master, stored)?;
-    let pair = KeyPair::from_pkcs8(&pkcs8).map_err(|_| fail())?;
+    let pair = match stored.public.kty.as_str() {
+        "EC" => Pair::Ec(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                .map_err(|_| fail())?,
+        ),
+        _ => Pair::Rsa(KeyPair::from_pkcs8(&pkcs8).map_err(|_| fail())?),
+    };
     if public_jwk(&pair) != stored.public {
         return Err(fail());
     }
-    Ok(RsaSigningKey {
+    Ok(KeyPairSigner {
         kid: stored.schedule.kid.clone(),
         pair,
         rng: SystemRandom::new(),
@@ -245,8 +363,8 @@ pub async fn rewrap(
 struct LoadedKey {
     schedule: KeySchedule,
     public: Jwk,
-    signer: Arc<RsaSigningKey>,
-    verifier: RsaPublicKeyComponents<Vec<u8>>,
+    signer: Arc<KeyPairSigner>,
+    verifier: Verifier,
 }
 
 /// What a [`ScheduledKeyRing::tick`] did.
@@ -267,7 +385,7 @@ pub struct ScheduledKeyRing {
     clock: Arc<dyn Clock>,
     policy: KeyPolicy,
     master: MasterKey,
-    bits: RsaBits,
+    kind: KeyKind,
 }
 
 impl std::fmt::Debug for ScheduledKeyRing {
@@ -283,13 +401,13 @@ impl ScheduledKeyRing {
     pub async fn start(
         store: &dyn KeyStore,
         master: MasterKey,
-        bits: RsaBits,
+        kind: KeyKind,
         clock: Arc<dyn Clock>,
         policy: KeyPolicy,
     ) -> Result<(Self, Tick), KeyError> {
         // Open what exists before acting, so a wrong master key fails before anything is
         // generated.
-        let ring = Self::load(store, master, bits, clock, policy).await?;
+        let ring = Self::load(store, master, kind, clock, policy).await?;
         let tick = ring.tick(store).await?;
         Ok((ring, tick))
     }
@@ -298,7 +416,7 @@ impl ScheduledKeyRing {
     pub async fn load(
         store: &dyn KeyStore,
         master: MasterKey,
-        bits: RsaBits,
+        kind: KeyKind,
         clock: Arc<dyn Clock>,
         policy: KeyPolicy,
     ) -> Result<Self, KeyError> {
@@ -307,7 +425,7 @@ impl ScheduledKeyRing {
             clock,
             policy,
             master,
-            bits,
+            kind,
         };
         ring.reload(store).await?;
         Ok(ring)
@@ -334,7 +452,7 @@ impl ScheduledKeyRing {
                     activates_at,
                 } => {
                     let (_, record) =
-                        generate(&self.master, self.bits, generation, now, activates_at)?;
+                        generate(&self.master, self.kind, generation, now, activates_at)?;
                     match store.insert(&record).await {
                         Ok(()) => tick.generated.push(record.schedule.kid),
                         // Another node took this step first: its key is the one.
@@ -365,14 +483,9 @@ impl ScheduledKeyRing {
                 Some(pair) => pair,
                 None => {
                     let signer = Arc::new(unseal(&self.master, &key)?);
-                    let verifier = RsaPublicKeyComponents {
-                        n: URL_SAFE_NO_PAD
-                            .decode(&key.public.n)
-                            .map_err(|_| KeyError::Generate)?,
-                        e: URL_SAFE_NO_PAD
-                            .decode(&key.public.e)
-                            .map_err(|_| KeyError::Generate)?,
-                    };
+                    let verifier = Verifier::of(&key.public).ok_or_else(|| KeyError::Unseal {
+                        kid: key.schedule.kid.clone(),
+                    })?;
                     (signer, verifier)
                 }
             };
@@ -385,6 +498,14 @@ impl ScheduledKeyRing {
         }
         *self.write() = fresh;
         Ok(())
+    }
+
+    /// The algorithm of a loaded key.
+    pub fn alg(&self, kid: &str) -> Option<String> {
+        self.read()
+            .iter()
+            .find(|l| l.schedule.kid == kid)
+            .map(|l| l.public.alg.clone())
     }
 
     /// Every key's timeline now, for listings.
@@ -456,19 +577,16 @@ impl KeyRing for ScheduledKeyRing {
     }
 
     fn verify(&self, kid: &str, alg: &str, message: &[u8], signature: &[u8]) -> bool {
-        // Only the algorithm our keys sign with; anything else (none, HS256...) fails.
-        if alg != "RS256" || !self.publishes(kid) {
+        if !self.publishes(kid) {
             return false;
         }
         let loaded = self.read();
+        // The algorithm must be the key's own (RFC 8725 §3.1): `none`, HMAC, or another
+        // key's algorithm never verifies.
         loaded
             .iter()
             .find(|l| l.schedule.kid == kid)
-            .is_some_and(|l| {
-                l.verifier
-                    .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
-                    .is_ok()
-            })
+            .is_some_and(|l| l.public.alg == alg && l.verifier.verify(message, signature))
     }
 
     fn publishes(&self, kid: &str) -> bool {
@@ -506,15 +624,25 @@ mod tests {
 
     #[test]
     fn sealed_key_round_trips_and_signs_verifiably() {
-        let (key, stored) =
-            generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
+        let (key, stored) = generate(
+            &master(1),
+            KeyKind::Rs256(RsaBits::Rsa2048),
+            1,
+            UnixTime(0),
+            UnixTime(0),
+        )
+        .unwrap();
         assert_eq!(stored.public.kid, key.kid());
-        assert_eq!(stored.public.e, "AQAB");
+        assert_eq!(stored.public.e.as_deref(), Some("AQAB"));
         let reopened = unseal(&master(1), &stored).unwrap();
         let sig = reopened.sign(b"message").unwrap();
         let public = aws_lc_rs::signature::RsaPublicKeyComponents {
-            n: URL_SAFE_NO_PAD.decode(&stored.public.n).unwrap(),
-            e: URL_SAFE_NO_PAD.decode(&stored.public.e).unwrap(),
+            n: URL_SAFE_NO_PAD
+                .decode(stored.public.n.as_deref().unwrap())
+                .unwrap(),
+            e: URL_SAFE_NO_PAD
+                .decode(stored.public.e.as_deref().unwrap())
+                .unwrap(),
         };
         public
             .verify(
@@ -527,8 +655,14 @@ mod tests {
 
     #[test]
     fn wrong_master_key_or_tampering_fails_closed() {
-        let (_, stored) =
-            generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
+        let (_, stored) = generate(
+            &master(1),
+            KeyKind::Rs256(RsaBits::Rsa2048),
+            1,
+            UnixTime(0),
+            UnixTime(0),
+        )
+        .unwrap();
         assert!(matches!(
             unseal(&master(2), &stored),
             Err(KeyError::Unseal { .. })
@@ -540,6 +674,28 @@ mod tests {
         let mut moved = stored;
         moved.schedule.kid = "other".into();
         assert!(unseal(&master(1), &moved).is_err());
+    }
+
+    #[test]
+    fn es256_keys_sign_verifiably_and_survive_sealing() {
+        let (key, stored) =
+            generate(&master(1), KeyKind::Es256, 1, UnixTime(0), UnixTime(0)).unwrap();
+        assert_eq!(key.alg(), "ES256");
+        assert_eq!(stored.public.kty, "EC");
+        assert_eq!(stored.public.crv.as_deref(), Some("P-256"));
+        assert!(stored.public.n.is_none() && stored.public.e.is_none());
+        let reopened = unseal(&master(1), &stored).unwrap();
+        let signature = reopened.sign(b"message").unwrap();
+        assert_eq!(signature.len(), 64, "RFC 7518 §3.4: R || S");
+        let verifier = Verifier::of(&stored.public).unwrap();
+        assert!(verifier.verify(b"message", &signature));
+        assert!(!verifier.verify(b"messagf", &signature));
+        let mut rs256 = stored.public.clone();
+        rs256.alg = "RS256".into();
+        assert!(
+            Verifier::of(&rs256).is_none(),
+            "an EC key never verifies as RSA"
+        );
     }
 
     #[test]
@@ -555,7 +711,7 @@ mod tests {
             for generation in 1..=2 {
                 let (_, stored) = generate(
                     &master(1),
-                    RsaBits::Rsa2048,
+                    KeyKind::Rs256(RsaBits::Rsa2048),
                     generation,
                     UnixTime(0),
                     UnixTime(0),
@@ -581,9 +737,18 @@ mod tests {
 
     #[test]
     fn sealed_form_does_not_contain_the_plain_private_key() {
-        let (key, stored) =
-            generate(&master(1), RsaBits::Rsa2048, 1, UnixTime(0), UnixTime(0)).unwrap();
-        let der = key.pair.as_der().unwrap();
+        let (key, stored) = generate(
+            &master(1),
+            KeyKind::Rs256(RsaBits::Rsa2048),
+            1,
+            UnixTime(0),
+            UnixTime(0),
+        )
+        .unwrap();
+        let Pair::Rsa(pair) = &key.pair else {
+            panic!("an RSA key was asked for")
+        };
+        let der = pair.as_der().unwrap();
         let plain = der.as_ref();
         assert!(
             !stored

@@ -30,7 +30,7 @@ use tessera_core::time::{Clock, UnixTime};
 use tessera_core::user::{User, UserStore};
 use tessera_store::MasterKey;
 use tessera_store::SqliteStore;
-use tessera_store::key_material::{KeyError, RsaBits, ScheduledKeyRing, Tick};
+use tessera_store::key_material::{KeyError, KeyKind, ScheduledKeyRing, Tick};
 
 /// Every store port, as one adapter implements them.
 trait Store:
@@ -198,8 +198,11 @@ fn stored_key(kid: &str, generation: i64) -> StoredKey {
             use_: "sig".into(),
             alg: "RS256".into(),
             kid: kid.to_owned(),
-            n: format!("modulus-of-{kid}"),
-            e: "AQAB".into(),
+            n: Some(format!("modulus-of-{kid}")),
+            e: Some("AQAB".into()),
+            crv: None,
+            x: None,
+            y: None,
         },
         sealed_private: vec![0, 1, 2, 255, generation as u8],
     }
@@ -1227,7 +1230,14 @@ async fn start_ring_with<S: Store>(
     master: MasterKey,
     clock: &Arc<TestClock>,
 ) -> Result<(ScheduledKeyRing, Tick), KeyError> {
-    ScheduledKeyRing::start(store, master, RsaBits::Rsa2048, clock.clone(), key_policy()).await
+    ScheduledKeyRing::start(
+        store,
+        master,
+        KeyKind::default(),
+        clock.clone(),
+        key_policy(),
+    )
+    .await
 }
 
 async fn start_ring<S: Store>(store: &S, clock: &Arc<TestClock>) -> (ScheduledKeyRing, Tick) {

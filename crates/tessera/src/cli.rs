@@ -40,7 +40,10 @@ pub struct KeySettings {
     /// How long a new key is published before it signs (default: twice the JWKS max-age; never less than it).
     #[arg(long, env = "TESSERA_KEY_PUBLISH_AHEAD", value_parser = duration)]
     pub key_publish_ahead: Option<Duration>,
-    /// RSA modulus size for new keys: 2048, 3072 or 4096.
+    /// Algorithm of new signing keys: RS256 or ES256 (switching is a rotation like any other).
+    #[arg(long, env = "TESSERA_SIGNING_ALG", default_value = "RS256")]
+    pub signing_alg: String,
+    /// RSA modulus size for new RS256 keys: 2048, 3072 or 4096.
     #[arg(long, env = "TESSERA_RSA_BITS", default_value_t = 2048)]
     pub rsa_bits: u32,
     /// Clock leeway verifiers allow past `exp`; a retired key stays published this much longer.

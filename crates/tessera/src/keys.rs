@@ -11,7 +11,7 @@ use tessera_core::key_schedule::{KeyPolicy, KeyState, KeyTimeline};
 use tessera_core::keys::KeyStore;
 use tessera_core::time::{Clock, SystemClock, UnixTime};
 use tessera_store::MasterKey;
-use tessera_store::key_material::{self, RsaBits, ScheduledKeyRing};
+use tessera_store::key_material::{self, KeyKind, RsaBits, ScheduledKeyRing};
 use tessera_store::master_key::MASTER_KEY_FILE;
 
 use crate::cli::{KeySettings, KeysArgs, KeysCommand, OutputFormat, StoreArgs};
@@ -44,14 +44,20 @@ pub fn policy(settings: &KeySettings) -> Result<KeyPolicy> {
     })
 }
 
-/// The RSA size from the settings, checked.
-pub fn bits(settings: &KeySettings) -> Result<RsaBits> {
-    RsaBits::parse(settings.rsa_bits).with_context(|| {
-        format!(
-            "TESSERA_RSA_BITS / --rsa-bits {}: expected 2048, 3072 or 4096",
-            settings.rsa_bits
-        )
-    })
+/// The kind of new keys from the settings (`TESSERA_SIGNING_ALG`, `TESSERA_RSA_BITS`).
+pub fn kind(settings: &KeySettings) -> Result<KeyKind> {
+    match settings.signing_alg.as_str() {
+        "RS256" => RsaBits::parse(settings.rsa_bits)
+            .map(KeyKind::Rs256)
+            .with_context(|| {
+                format!(
+                    "TESSERA_RSA_BITS / --rsa-bits {}: expected 2048, 3072 or 4096",
+                    settings.rsa_bits
+                )
+            }),
+        "ES256" => Ok(KeyKind::Es256),
+        other => bail!("TESSERA_SIGNING_ALG / --signing-alg {other}: expected RS256 or ES256"),
+    }
 }
 
 /// The master key: from the settings, or the embedded `<data-dir>/master.key` (created on
@@ -83,10 +89,10 @@ pub async fn run(args: KeysArgs) -> Result<()> {
     match args.command {
         KeysCommand::List { format } => {
             // Loading the ring proves every key opens under this master key.
-            let ring = ScheduledKeyRing::load(&store, master, bits(&args.keys)?, clock, policy)
+            let ring = ScheduledKeyRing::load(&store, master, kind(&args.keys)?, clock, policy)
                 .await
                 .context("cannot open the stored keys")?;
-            print_list(&ring.timeline(), format)
+            print_list(&ring, format)
         }
         KeysCommand::Rotate => {
             let now = SystemClock.now();
@@ -107,7 +113,7 @@ pub async fn run(args: KeysArgs) -> Result<()> {
                 + 1;
             let activates_at = now.plus(policy.publish_ahead);
             let (_, record) =
-                key_material::generate(&master, bits(&args.keys)?, generation, now, activates_at)?;
+                key_material::generate(&master, kind(&args.keys)?, generation, now, activates_at)?;
             store.insert(&record).await?;
             println!(
                 "published {}; it signs from {} (after the publish-ahead time, so verifiers that \
@@ -123,7 +129,7 @@ pub async fn run(args: KeysArgs) -> Result<()> {
                 bail!("no key `{kid}`, or it is already revoked");
             }
             // A key active at once replaces it (the next server tick would do the same).
-            let ring = ScheduledKeyRing::start(&store, master, bits(&args.keys)?, clock, policy)
+            let ring = ScheduledKeyRing::start(&store, master, kind(&args.keys)?, clock, policy)
                 .await?
                 .0;
             let active = ring
@@ -205,7 +211,9 @@ fn time(t: UnixTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-fn print_list(lines: &[KeyTimeline], format: OutputFormat) -> Result<()> {
+fn print_list(ring: &ScheduledKeyRing, format: OutputFormat) -> Result<()> {
+    let lines = ring.timeline();
+    let alg = |l: &KeyTimeline| ring.alg(&l.key.kid).unwrap_or_default();
     let opt = |t: Option<UnixTime>| t.map(time).unwrap_or_else(|| "-".into());
     match format {
         OutputFormat::Json => {
@@ -214,7 +222,7 @@ fn print_list(lines: &[KeyTimeline], format: OutputFormat) -> Result<()> {
                 .map(|l| {
                     json!({
                         "kid": l.key.kid,
-                        "alg": "RS256",
+                        "alg": alg(l),
                         "state": l.state.as_str(),
                         "generation": l.key.generation,
                         "created": l.key.created_at.0,
@@ -231,11 +239,11 @@ fn print_list(lines: &[KeyTimeline], format: OutputFormat) -> Result<()> {
                 "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21} REMOVES",
                 "KID", "ALG", "STATE", "CREATED", "ACTIVATES", "RETIRES"
             );
-            for l in lines {
+            for l in &lines {
                 println!(
                     "{:<44} {:<6} {:<8} {:<21} {:<21} {:<21} {}",
                     l.key.kid,
-                    "RS256",
+                    alg(l),
                     l.state.as_str(),
                     time(l.key.created_at),
                     time(l.key.activates_at),

@@ -98,7 +98,7 @@ fn check(args: &ServeArgs) -> Result<()> {
     }
     args.redis.check().map_err(anyhow::Error::msg)?;
     keys::policy(&args.keys)?;
-    keys::bits(&args.keys)?;
+    keys::kind(&args.keys)?;
     if args.key_refresh_interval < Duration::from_secs(1) {
         bail!("TESSERA_KEY_REFRESH_INTERVAL / --key-refresh-interval must be at least 1s");
     }
@@ -136,7 +136,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let (ring, tick) = ScheduledKeyRing::start(
         &store,
         master,
-        keys::bits(&args.keys)?,
+        keys::kind(&args.keys)?,
         Arc::new(SystemClock),
         keys::policy(&args.keys)?,
     )

@@ -21,7 +21,7 @@ use tessera_core::secret::SecretHash;
 use tessera_core::time::{Clock, SystemClock, UnixTime};
 use tessera_core::user::{self, User, UserStore};
 use tessera_server::{AppState, HealthCheck};
-use tessera_store::key_material::{RsaBits, ScheduledKeyRing};
+use tessera_store::key_material::{KeyKind, ScheduledKeyRing};
 use tessera_store::{MasterKey, OsRandom, SqliteStore};
 
 /// A clock that starts at the real time and moves only when told.
@@ -71,6 +71,8 @@ pub struct Node<'a> {
     pub adjust: Option<PolicyChange>,
     /// The key schedule (default: 30-day rotation, 10 minutes ahead).
     pub key_policy: Option<KeyPolicy>,
+    /// The kind of keys the node generates (default RS256, RSA-2048).
+    pub key_kind: KeyKind,
 }
 
 /// The revocation list, counting how often the revocation status of a token is read.
@@ -153,7 +155,7 @@ impl TestServer {
             leeway: std::time::Duration::from_secs(60),
         });
         let (ring, _) =
-            ScheduledKeyRing::start(&store, master, RsaBits::Rsa2048, clock.clone(), key_policy)
+            ScheduledKeyRing::start(&store, master, node.key_kind, clock.clone(), key_policy)
                 .await
                 .unwrap();
         let ring = Arc::new(ring);
