@@ -38,18 +38,6 @@ async fn introspect(server: &TestServer, token: &str) -> Value {
     body
 }
 
-async fn service_token(server: &TestServer) -> String {
-    let r = http()
-        .post(server.url("/api/v2/auth/token"))
-        .basic_auth("svc", Some(SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 /// Alice's tokens through the confidential client `web`.
 async fn web_tokens(server: &TestServer) -> Value {
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
@@ -92,7 +80,7 @@ fn inactive() -> Value {
 #[tokio::test]
 async fn active_access_tokens_carry_the_rfc7662_members() {
     let server = TestServer::start().await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     let body = introspect(&server, &token).await;
     assert_eq!(body["active"], true);
     for member in [
@@ -125,7 +113,7 @@ async fn active_access_tokens_carry_the_rfc7662_members() {
 #[tokio::test]
 async fn everything_that_is_not_active_gets_exactly_active_false() {
     let server = TestServer::start().await;
-    let good = service_token(&server).await;
+    let good = common::service_token(&server).await;
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     parts[2] = URL_SAFE_NO_PAD.encode([1u8; 256]);
     let bad_signature = parts.join(".");
@@ -146,7 +134,7 @@ async fn everything_that_is_not_active_gets_exactly_active_false() {
         .sign(server.state.server.ports().keys.signing_key().as_ref())
         .unwrap();
     let other_server = TestServer::start().await;
-    let other_servers_token = service_token(&other_server).await;
+    let other_servers_token = common::service_token(&other_server).await;
     for (name, token) in [
         ("garbage", "not a token".to_owned()),
         ("bad signature", bad_signature),
@@ -166,7 +154,7 @@ async fn everything_that_is_not_active_gets_exactly_active_false() {
 #[tokio::test]
 async fn revoked_access_tokens_are_inactive() {
     let server = TestServer::start().await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     revoke(&server, "svc", &token).await;
     assert_eq!(introspect(&server, &token).await, inactive());
 }
@@ -201,7 +189,7 @@ async fn refresh_tokens_are_active_only_while_live_and_only_to_their_client() {
 #[tokio::test]
 async fn callers_must_authenticate_as_confidential_clients() {
     let server = TestServer::start().await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     type Case<'a> = (&'a str, Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>);
     let cases: [Case; 4] = [
         ("no authentication", None, vec![("token", &token)]),
@@ -246,7 +234,7 @@ async fn a_cache_hit_does_not_touch_the_store_and_never_outlives_exp() {
         ..Node::default()
     })
     .await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     let first = introspect(&server, &token).await;
     assert_eq!(first["active"], true);
     let reads = server.revocation_reads.load(Ordering::SeqCst);
@@ -275,7 +263,7 @@ async fn revocation_evicts_cached_results_before_the_revoking_request_returns() 
         ..Node::default()
     })
     .await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     assert_eq!(introspect(&server, &token).await["active"], true);
     revoke(&server, "svc", &token).await;
     assert_eq!(
@@ -331,7 +319,7 @@ async fn a_revocation_on_one_node_reaches_the_other_nodes_cache_within_a_second(
         ..Node::default()
     })
     .await;
-    let token = service_token(&a).await;
+    let token = common::service_token(&a).await;
     assert_eq!(introspect(&b, &token).await["active"], true);
     assert_eq!(
         introspect(&b, &token).await["active"],
@@ -378,7 +366,7 @@ async fn through_redis_a_revocation_reaches_the_other_node_within_a_second_witho
     };
     let a = TestServer::start_node(node(None)).await;
     let b = TestServer::start_node(node(Some(&a))).await;
-    let token = service_token(&a).await;
+    let token = common::service_token(&a).await;
     assert_eq!(
         introspect(&a, &token).await["active"],
         true,

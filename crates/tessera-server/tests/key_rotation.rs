@@ -24,18 +24,6 @@ fn short_rotation() -> KeyPolicy {
     }
 }
 
-async fn service_token(server: &TestServer) -> String {
-    let r = http()
-        .post(server.url("/api/v2/auth/token"))
-        .basic_auth("svc", Some(SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 fn kid_of(token: &str) -> String {
     let header = token.split('.').next().unwrap();
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
@@ -125,7 +113,7 @@ async fn a_rotation_publishes_first_signs_later_and_keeps_old_tokens_verifiable(
         ..Node::default()
     })
     .await;
-    let old = service_token(&server).await;
+    let old = common::service_token(&server).await;
     let old_kid = kid_of(&old);
     server.clock.advance(HOUR - 600);
     server.ring.tick(&server.store).await.unwrap();
@@ -133,12 +121,12 @@ async fn a_rotation_publishes_first_signs_later_and_keeps_old_tokens_verifiable(
     assert_eq!(kids.len(), 2);
     let new_kid = kids.iter().find(|k| **k != old_kid).unwrap().clone();
     assert_eq!(
-        kid_of(&service_token(&server).await),
+        kid_of(&common::service_token(&server).await),
         old_kid,
         "published, not yet signing"
     );
     server.clock.advance(600);
-    let new = service_token(&server).await;
+    let new = common::service_token(&server).await;
     assert_eq!(
         kid_of(&new),
         new_kid,
@@ -149,7 +137,7 @@ async fn a_rotation_publishes_first_signs_later_and_keeps_old_tokens_verifiable(
     // before the rotation is still within its 15 minutes.
     let fresh_old = {
         server.clock.advance(-1);
-        let t = service_token(&server).await;
+        let t = common::service_token(&server).await;
         server.clock.advance(1);
         t
     };
@@ -169,7 +157,7 @@ async fn an_emergency_revocation_kills_the_keys_tokens_even_cached_and_new_token
         ..Node::default()
     })
     .await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     let compromised = kid_of(&token);
     assert!(active(&server, &token).await);
     assert!(active(&server, &token).await, "now cached");
@@ -186,7 +174,7 @@ async fn an_emergency_revocation_kills_the_keys_tokens_even_cached_and_new_token
         "the cached result died with the key"
     );
     assert!(!jwks_kids(&server).await.contains(&compromised));
-    let fresh = service_token(&server).await;
+    let fresh = common::service_token(&server).await;
     assert_eq!(kid_of(&fresh), tick.generated[0]);
     assert!(active(&server, &fresh).await);
     assert_eq!(jwks_kids(&server).await, tick.generated);
@@ -206,9 +194,9 @@ async fn two_nodes_rotate_once_and_both_sign_with_the_new_key_after_activation()
         ..Node::default()
     })
     .await;
-    let first = kid_of(&service_token(&a).await);
+    let first = kid_of(&common::service_token(&a).await);
     assert_eq!(
-        kid_of(&service_token(&b).await),
+        kid_of(&common::service_token(&b).await),
         first,
         "b loaded a's key, made none"
     );
@@ -234,7 +222,7 @@ async fn two_nodes_rotate_once_and_both_sign_with_the_new_key_after_activation()
         node.clock.advance(600);
     }
     for node in [&a, &b] {
-        assert_eq!(kid_of(&service_token(node).await), generated[0]);
+        assert_eq!(kid_of(&common::service_token(node).await), generated[0]);
     }
 }
 
@@ -269,7 +257,7 @@ async fn es256_tokens_verify_with_a_third_party_library() {
         ..Node::default()
     })
     .await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     let header: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(token.split('.').next().unwrap())
@@ -305,7 +293,7 @@ async fn switching_from_rs256_to_es256_is_a_rotation_like_any_other() {
         ..Node::default()
     })
     .await;
-    let before = service_token(&rs).await;
+    let before = common::service_token(&rs).await;
     // The same deployment restarted with TESSERA_SIGNING_ALG=ES256.
     let es = TestServer::start_node(Node {
         share: Some(&rs),
@@ -315,7 +303,7 @@ async fn switching_from_rs256_to_es256_is_a_rotation_like_any_other() {
     })
     .await;
     assert_eq!(
-        kid_of(&service_token(&es).await),
+        kid_of(&common::service_token(&es).await),
         kid_of(&before),
         "nothing changes until the schedule says so"
     );
@@ -327,7 +315,7 @@ async fn switching_from_rs256_to_es256_is_a_rotation_like_any_other() {
         "the ES256 key is published ahead"
     );
     es.clock.advance(600);
-    let after = service_token(&es).await;
+    let after = common::service_token(&es).await;
     assert_ne!(kid_of(&after), kid_of(&before));
     assert_eq!(verify_third_party(&es, &after).await["sub"], "svc");
     assert_eq!(

@@ -38,18 +38,6 @@ async fn user_tokens(server: &TestServer) -> Value {
     r.json().await.unwrap()
 }
 
-async fn service_token(server: &TestServer) -> String {
-    let r = http()
-        .post(server.url("/api/v2/auth/token"))
-        .basic_auth("svc", Some(SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 /// Calls the revocation endpoint as `client` (`spa` is public, the others use Basic).
 async fn revoke(server: &TestServer, client: &str, form: &[(&str, &str)]) -> reqwest::Response {
     let mut request = http().post(server.url("/api/v2/auth/revoke"));
@@ -140,7 +128,7 @@ async fn revoking_a_refresh_token_revokes_its_family_whatever_the_hint() {
 async fn revoking_an_access_token_puts_its_jti_on_the_list_whatever_the_hint() {
     let server = TestServer::start().await;
     for hint in [Some("access_token"), Some("refresh_token"), None] {
-        let token = service_token(&server).await;
+        let token = common::service_token(&server).await;
         let mut form = vec![("token", token.as_str())];
         if let Some(h) = hint {
             form.push(("token_type_hint", h));
@@ -170,7 +158,7 @@ async fn another_clients_tokens_are_not_revoked_but_the_answer_is_the_same() {
     let tokens = user_tokens(&server).await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let access = tokens["access_token"].as_str().unwrap();
-    let svc_token = service_token(&server).await;
+    let svc_token = common::service_token(&server).await;
     assert_ok_empty(
         revoke(&server, "web", &[("token", refresh)]).await,
         "web revokes spa's refresh token",
@@ -194,7 +182,7 @@ async fn another_clients_tokens_are_not_revoked_but_the_answer_is_the_same() {
 #[tokio::test]
 async fn unknown_forged_and_expired_tokens_answer_200_and_change_nothing() {
     let server = TestServer::start().await;
-    let real = service_token(&server).await;
+    let real = common::service_token(&server).await;
     // A token with our header and svc's claims but a signature of someone else's key.
     let mut parts: Vec<&str> = real.split('.').collect();
     let forged_sig = URL_SAFE_NO_PAD.encode([7u8; 256]);
@@ -224,7 +212,7 @@ async fn unknown_forged_and_expired_tokens_answer_200_and_change_nothing() {
 #[tokio::test]
 async fn revocation_requires_client_authentication_and_a_token() {
     let server = TestServer::start().await;
-    let token = service_token(&server).await;
+    let token = common::service_token(&server).await;
     let r = http()
         .post(server.url("/api/v2/auth/revoke"))
         .form(&[("token", token.as_str())])

@@ -272,6 +272,20 @@ impl TestServer {
     }
 }
 
+/// A client-credentials access token for `svc`.
+pub async fn service_token(server: &TestServer) -> String {
+    let r = http()
+        .post(server.url("/api/v2/auth/token"))
+        .basic_auth("svc", Some(SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// An HTTP client that does not follow redirects.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
