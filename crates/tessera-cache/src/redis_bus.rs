@@ -33,11 +33,21 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// As the process's [`RevocationListener`]: catches up inline (as the bare follower does),
 /// then publishes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisBus {
     link: RedisLink,
     follower: RevocationFollower,
     subscribed: Arc<AtomicBool>,
+    /// Also called on every wake-up (the key ring reloads on it).
+    hook: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("channel", &self.channel())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisBus {
@@ -47,6 +57,31 @@ impl RedisBus {
             link,
             follower,
             subscribed: Arc::new(AtomicBool::new(false)),
+            hook: None,
+        }
+    }
+
+    /// Also calls `hook` on every wake-up, for state other than the revocation list that
+    /// nodes must pick up at once (the signing-key ring).
+    pub fn with_hook(mut self, hook: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Wakes every subscribed node, from a process without a follower (the CLI after a key
+    /// operation). A failure only means the nodes wait for their next poll.
+    pub async fn wake_all(link: &RedisLink) -> Result<(), RedisCacheError> {
+        let mut conn = link.connection();
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(format!("{}revocations", link.prefix())).arg("");
+        link.bounded(publish.exec_async(&mut conn)).await
+    }
+
+    /// Catches up and runs the hook.
+    async fn wake(&self) {
+        self.follower.revoked().await;
+        if let Some(hook) = &self.hook {
+            hook();
         }
     }
 
@@ -58,10 +93,7 @@ impl RedisBus {
     /// Tells every subscribed node to catch up now; a failure only means they wait for their
     /// next poll.
     pub async fn publish(&self) -> Result<(), RedisCacheError> {
-        let mut conn = self.link.connection();
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(self.channel()).arg("");
-        self.link.bounded(publish.exec_async(&mut conn)).await
+        Self::wake_all(&self.link).await
     }
 
     /// Whether the subscription is live and the catch-up that follows each (re)subscription
@@ -87,7 +119,7 @@ impl RedisBus {
             match self.open().await {
                 Ok(pubsub) => {
                     backoff = MIN_BACKOFF;
-                    self.follower.revoked().await;
+                    self.wake().await;
                     self.set_subscribed(true);
                     if was_subscribed != Some(true) {
                         tracing::info!(channel = %self.channel(), "following the revocation bus");
@@ -143,13 +175,13 @@ impl RedisBus {
                         match messages.next().now_or_never() {
                             Some(Some(_)) => continue,
                             Some(None) => {
-                                self.follower.revoked().await;
+                                self.wake().await;
                                 return "connection closed";
                             }
                             None => break,
                         }
                     }
-                    self.follower.revoked().await;
+                    self.wake().await;
                 }
                 _ = keepalive.tick() => {
                     let ping = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.ping::<redis::Value>());

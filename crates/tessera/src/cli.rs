@@ -69,6 +69,9 @@ pub struct KeysArgs {
     /// Schedule settings (must match the servers').
     #[command(flatten)]
     pub keys: KeySettings,
+    /// The servers' Redis, if any: after a rotate or revoke every node reloads its keys at once.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Storage location.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -86,71 +86,116 @@ pub async fn run(args: KeysArgs) -> Result<()> {
     let policy = policy(&args.keys)?;
     let master = master_key(&args.keys, &args.store)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    match args.command {
+    match &args.command {
         KeysCommand::List { format } => {
             // Loading the ring proves every key opens under this master key.
             let ring = ScheduledKeyRing::load(&store, master, kind(&args.keys)?, clock, policy)
                 .await
                 .context("cannot open the stored keys")?;
-            print_list(&ring, format)
+            print_list(&ring, *format)
         }
         KeysCommand::Rotate => {
-            let now = SystemClock.now();
-            let stored = store.list().await?;
-            if let Some(next) = ScheduledKeyRing::pending(&stored, &policy, now) {
-                println!(
-                    "a rotation is already scheduled: {} activates at {}",
-                    next.key.kid,
-                    time(next.key.activates_at)
-                );
-                return Ok(());
-            }
-            let generation = stored
-                .iter()
-                .map(|k| k.schedule.generation)
-                .max()
-                .unwrap_or(0)
-                + 1;
-            let activates_at = now.plus(policy.publish_ahead);
-            let (_, record) =
-                key_material::generate(&master, kind(&args.keys)?, generation, now, activates_at)?;
-            store.insert(&record).await?;
-            println!(
-                "published {}; it signs from {} (after the publish-ahead time, so verifiers that \
-                 cache the JWKS learn it first)",
-                record.schedule.kid,
-                time(activates_at)
-            );
-            Ok(())
+            let outcome = rotate(&store, &master, &args, &policy).await;
+            wake_nodes(&args).await;
+            outcome
         }
         KeysCommand::Revoke { kid } => {
-            let now = SystemClock.now();
-            if !store.revoke(&kid, now).await? {
-                bail!("no key `{kid}`, or it is already revoked");
-            }
-            // A key active at once replaces it (the next server tick would do the same).
-            let ring = ScheduledKeyRing::start(&store, master, kind(&args.keys)?, clock, policy)
-                .await?
-                .0;
-            let active = ring
-                .timeline()
-                .into_iter()
-                .find(|l| l.state == KeyState::Active)
-                .map(|l| l.key.kid)
-                .unwrap_or_default();
-            eprintln!(
-                "warning: {kid} is revoked. Every token it signed now fails introspection on every \
-                 node (within TESSERA_KEY_REFRESH_INTERVAL), and the key has left the JWKS; \
-                 gateways that cached the JWKS accept its tokens until they refetch it (up to \
-                 TESSERA_JWKS_MAX_AGE). Users and services must get new tokens; refresh tokens \
-                 are unaffected. Tokens signed from now on use {active}, which verifiers learn \
-                 only when they refetch the JWKS."
-            );
-            println!("revoked {kid}; {active} signs from now on");
-            Ok(())
+            let outcome = revoke(&store, master, &args, policy, clock, kid).await;
+            wake_nodes(&args).await;
+            outcome
         }
         KeysCommand::Rewrap { .. } => rewrap(&store, &master, &args).await,
     }
+}
+
+/// Tells every node to reload its key ring now, when the deployment has Redis.
+async fn wake_nodes(args: &KeysArgs) {
+    let Some(options) = args.redis.options() else {
+        return;
+    };
+    match tessera_cache::RedisLink::open(&options) {
+        Ok(link) => {
+            if tessera_cache::RedisBus::wake_all(&link).await.is_err() {
+                eprintln!(
+                    "note: Redis did not answer; servers pick the change up within \
+                     TESSERA_KEY_REFRESH_INTERVAL"
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("note: {e}; servers pick the change up within TESSERA_KEY_REFRESH_INTERVAL")
+        }
+    }
+}
+
+async fn rotate(
+    store: &tessera_store::SqliteStore,
+    master: &MasterKey,
+    args: &KeysArgs,
+    policy: &KeyPolicy,
+) -> Result<()> {
+    let now = SystemClock.now();
+    let stored = store.list().await?;
+    if let Some(next) = ScheduledKeyRing::pending(&stored, policy, now) {
+        println!(
+            "a rotation is already scheduled: {} activates at {}",
+            next.key.kid,
+            time(next.key.activates_at)
+        );
+        return Ok(());
+    }
+    let generation = stored
+        .iter()
+        .map(|k| k.schedule.generation)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let activates_at = now.plus(policy.publish_ahead);
+    let (_, record) =
+        key_material::generate(master, kind(&args.keys)?, generation, now, activates_at)?;
+    store.insert(&record).await?;
+    println!(
+        "published {}; it signs from {} (after the publish-ahead time, so verifiers that \
+         cache the JWKS learn it first)",
+        record.schedule.kid,
+        time(activates_at)
+    );
+    Ok(())
+}
+
+async fn revoke(
+    store: &tessera_store::SqliteStore,
+    master: MasterKey,
+    args: &KeysArgs,
+    policy: KeyPolicy,
+    clock: Arc<dyn Clock>,
+    kid: &str,
+) -> Result<()> {
+    let now = SystemClock.now();
+    if !store.revoke(kid, now).await? {
+        bail!("no key `{kid}`, or it is already revoked");
+    }
+    // A key active at once replaces it (the next server tick would do the same).
+    let ring = ScheduledKeyRing::start(store, master, kind(&args.keys)?, clock, policy)
+        .await?
+        .0;
+    let active = ring
+        .timeline()
+        .into_iter()
+        .find(|l| l.state == KeyState::Active)
+        .map(|l| l.key.kid)
+        .unwrap_or_default();
+    eprintln!(
+        "warning: {kid} is revoked. Every token it signed now fails introspection on every \
+         node (at once where the servers share a Redis, else within \
+         TESSERA_KEY_REFRESH_INTERVAL), and the key has left the JWKS; \
+         gateways that cached the JWKS accept its tokens until they refetch it (up to \
+         TESSERA_JWKS_MAX_AGE). Users and services must get new tokens; refresh tokens \
+         are unaffected. Tokens signed from now on use {active}, which verifiers learn \
+         only when they refetch the JWKS."
+    );
+    println!("revoked {kid}; {active} signs from now on");
+    Ok(())
 }
 
 async fn rewrap(

@@ -194,9 +194,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await
     .context("cannot read the revocation list")?;
     ports.cache = cache;
+    // A key operation elsewhere (`tessera keys revoke` on another host) wakes the key ring
+    // through the bus at once; without Redis it waits for the next refresh.
+    let key_wake = Arc::new(tokio::sync::Notify::new());
     ports.on_revocation = match &redis {
         Some(link) => {
-            let bus = RedisBus::new(link.clone(), follower);
+            let wake = key_wake.clone();
+            let bus = RedisBus::new(link.clone(), follower)
+                .with_hook(Arc::new(move || wake.notify_one()));
             bus.subscribe();
             Arc::new(bus)
         }
@@ -219,7 +224,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let (store, ring, every) = (store.clone(), ring.clone(), args.key_refresh_interval);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = key_wake.notified() => {}
+                }
                 match ring.tick(&store).await {
                     Ok(tick) => log_tick(&tick),
                     Err(e) => tracing::error!(error = %e, "key schedule step failed; will retry"),

@@ -299,9 +299,14 @@ struct Demo {
 
 impl Demo {
     fn start(data: &Path) -> Self {
+        Self::start_with_env(data, &[])
+    }
+
+    fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .envs(env.iter().copied())
             .env_remove("TESSERA_DATABASE_URL")
             .env_remove("TESSERA_ISSUER")
             .env_remove("TESSERA_MASTER_KEY")
@@ -614,4 +619,61 @@ fn rewrap_moves_keys_to_a_new_master_key_and_a_wrong_key_fails_clearly() {
         "{err}"
     );
     assert_eq!(keys_json(d).len(), 1, "no silent new key");
+}
+
+#[tokio::test]
+async fn with_redis_a_key_revoked_from_the_cli_leaves_every_servers_jwks_at_once() {
+    if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and Redis is not reachable at 127.0.0.1:6379"
+        );
+        eprintln!("SKIPPED: Redis is not reachable at 127.0.0.1:6379");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("tessera-cli-test-{}:", std::process::id());
+    let env = [
+        ("TESSERA_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("TESSERA_REDIS_PREFIX", prefix.as_str()),
+        // Without the bus the server would notice only an hour later.
+        ("TESSERA_KEY_REFRESH_INTERVAL", "1h"),
+    ];
+    let demo = Demo::start_with_env(dir.path(), &env);
+    let jwks_url = demo
+        .line_with("jwks.json")
+        .split_whitespace()
+        .find(|w| w.ends_with("jwks.json"))
+        .unwrap()
+        .to_owned();
+    let kid = published_kid(&jwks_url).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["keys", "revoke", &kid, "--data-dir"])
+        .arg(dir.path())
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let jwks: Value = reqwest::get(&jwks_url).await.unwrap().json().await.unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        if !kids.contains(&kid.as_str()) && !kids.is_empty() {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(2),
+            "the server still publishes the revoked key: {kids:?}"
+        );
+        tokio::task::yield_now().await;
+    }
 }
