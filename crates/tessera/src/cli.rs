@@ -9,7 +9,12 @@ use tessera_cache::RedisOptions;
 
 /// Tessera: an OAuth 2.0 authorization server issuing RS256 JWT access tokens.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about, long_about = None)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: an OAuth 2.0 authorization server issuing signed JWT access tokens",
+    long_about = None
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
