@@ -34,6 +34,10 @@ pub enum OAuthError {
     /// The requested resource (audience) is not valid for this client (RFC 8707 §2).
     #[error("invalid_target: {0}")]
     InvalidTarget(&'static str),
+    /// A backing service (the database) cannot be reached right now; retrying later may
+    /// succeed (RFC 6749 §4.1.2.1 `temporarily_unavailable`, answered with 503).
+    #[error("temporarily_unavailable")]
+    TemporarilyUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An internal failure; the cause is logged by the adapter and never shown to the caller.
     #[error("server_error")]
     ServerError(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -50,6 +54,7 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
             Self::ServerError(_) => "server_error",
         }
     }
@@ -63,6 +68,9 @@ impl OAuthError {
                 Cow::Borrowed(d)
             }
             Self::UnsupportedGrantType => Cow::Borrowed("the grant_type is not supported"),
+            Self::TemporarilyUnavailable(_) => {
+                Cow::Borrowed("the service is temporarily unavailable; try again shortly")
+            }
             Self::ServerError(_) => Cow::Borrowed("the server could not complete the request"),
         }
     }
@@ -71,6 +79,7 @@ impl OAuthError {
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidClient { .. } => 401,
+            Self::TemporarilyUnavailable(_) => 503,
             Self::ServerError(_) => 500,
             _ => 400,
         }
@@ -90,6 +99,9 @@ pub enum StoreError {
     /// A record with the same identity already exists.
     #[error("a record with this identity already exists")]
     Conflict,
+    /// The backend cannot be reached (connection refused, pool exhausted); transient.
+    #[error("storage backend unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The backend failed (connection, query, corrupt row); the source says how.
     #[error("storage backend failure")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -104,6 +116,9 @@ impl StoreError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
-        Self::ServerError(Box::new(e))
+        match e {
+            StoreError::Unavailable(_) => Self::TemporarilyUnavailable(Box::new(e)),
+            _ => Self::ServerError(Box::new(e)),
+        }
     }
 }

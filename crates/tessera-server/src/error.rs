@@ -44,7 +44,7 @@ struct Body<'a> {
 
 /// Logs an internal error with its chain of causes.
 pub(crate) fn log_internal(error: &OAuthError) {
-    if let OAuthError::ServerError(source) = error {
+    if let OAuthError::ServerError(source) | OAuthError::TemporarilyUnavailable(source) = error {
         let mut chain = source.to_string();
         let mut cause = source.source();
         while let Some(c) = cause {

@@ -130,10 +130,15 @@ impl SqliteStore {
     }
 }
 
-/// Maps a sqlx error, recognising unique-constraint violations as conflicts.
+/// Maps a sqlx error: unique-constraint violations are conflicts, connection trouble is
+/// unavailability, anything else a backend failure.
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        // Transient: the caller answers 503 and readiness reports it.
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(Box::new(e))
+        }
         _ => StoreError::backend(e),
     }
 }
