@@ -485,3 +485,22 @@ async fn a_stalled_request_body_is_cut_off_with_408() {
     let json: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_gives_503_without_internals() {
+    let server = TestServer::start().await;
+    server.store.close().await;
+    let a = post(
+        &server,
+        Some(("svc", SECRET)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert_eq!(a.body["error"], "temporarily_unavailable");
+    let text = a.body.to_string();
+    assert!(
+        !text.contains("sqlx") && !text.contains("pool") && !text.contains("SELECT"),
+        "{text}"
+    );
+}
