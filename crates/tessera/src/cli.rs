@@ -34,6 +34,18 @@ pub enum Command {
     Janitor(JanitorArgs),
     /// Inspect and operate the signing-key schedule.
     Keys(KeysArgs),
+    /// Write clients, users and signing keys (sealed) as JSON to standard output.
+    Export(StoreOnly),
+    /// Create the clients, users and keys of an export (read from standard input) that do not exist yet.
+    Import(StoreOnly),
+}
+
+/// A command that needs only the storage location.
+#[derive(Debug, Args)]
+pub struct StoreOnly {
+    /// Storage location.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// The signing-key schedule settings, shared by `serve` and `keys`.

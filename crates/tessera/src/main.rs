@@ -9,6 +9,7 @@ mod janitor;
 mod keys;
 mod serve;
 mod storage;
+mod transfer;
 mod user_cmd;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ async fn main() -> ExitCode {
         Command::User(args) => user_cmd::run(args).await,
         Command::Janitor(args) => janitor::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Export(args) => transfer::run_export(args).await,
+        Command::Import(args) => transfer::run_import(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -677,3 +677,74 @@ async fn with_redis_a_key_revoked_from_the_cli_leaves_every_servers_jwks_at_once
         tokio::task::yield_now().await;
     }
 }
+
+#[test]
+fn export_then_import_moves_clients_users_and_keys_to_another_store() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let svc = ok_json(
+        a.path(),
+        &["client", "create", "--id", "svc", "--format", "json"],
+        None,
+    );
+    ok_json(
+        a.path(),
+        &[
+            "user",
+            "create",
+            "alice",
+            "--password-stdin",
+            "--role",
+            "r",
+            "--format",
+            "json",
+        ],
+        Some("a long enough password"),
+    );
+    assert!(
+        tessera(a.path(), &["keys", "rotate"], None)
+            .status
+            .success()
+    );
+    let exported = tessera(a.path(), &["export"], None);
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let document = String::from_utf8(exported.stdout).unwrap();
+    assert!(
+        !document.contains(svc["client_secret"].as_str().unwrap()),
+        "only the secret's hash travels"
+    );
+    assert!(!document.contains("a long enough password"));
+
+    // The target shares the master key (or the keys were rewrapped for it).
+    std::fs::copy(a.path().join("master.key"), b.path().join("master.key")).unwrap();
+    let imported = tessera(b.path(), &["import"], Some(&document));
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&imported.stdout).contains("imported 3 records (0 already present")
+    );
+    for list in [["client", "list"], ["user", "list"], ["keys", "list"]] {
+        let args = [list[0], list[1], "--format", "json"];
+        assert_eq!(
+            ok_json(a.path(), &args, None),
+            ok_json(b.path(), &args, None),
+            "{list:?}"
+        );
+    }
+    let again = tessera(b.path(), &["import"], Some(&document));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("imported 0 records (3 already present")
+    );
+    fails_with(
+        b.path(),
+        &["import"],
+        Some("{\"not\": \"an export\"}"),
+        "not a Tessera export",
+    );
+}
