@@ -166,10 +166,7 @@ fn int(v: &Value, name: &str) -> Result<i64> {
 }
 
 fn strings(v: &Value, name: &str) -> Result<Vec<String>> {
-    Ok(
-        serde_json::from_value(v[name].clone())
-            .with_context(|| format!("`{name}` is malformed"))?,
-    )
+    serde_json::from_value(v[name].clone()).with_context(|| format!("`{name}` is malformed"))
 }
 
 fn client(v: &Value) -> Result<Client> {
