@@ -1,9 +1,12 @@
 //! Behaviour suite for the store ports of `tessera-core`.
 //!
-//! Every check is an `async fn check_*` generic over the ports, so the same bodies can run
-//! against any adapter; the `#[tokio::test]` wrappers at the bottom run them against a fresh
-//! SQLite database in a temporary directory. A PostgreSQL adapter only needs its own
-//! wrappers.
+//! Every check is an `async fn check_*` generic over the ports, so the same bodies run
+//! against every adapter: `behaviour_suite!` lists them once and the `#[tokio::test]`
+//! wrappers at the bottom run them against a fresh SQLite database in a temporary directory
+//! and against a fresh PostgreSQL database (`tessera_test_<random>`, created on the server
+//! at `TESSERA_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`,
+//! and dropped afterwards, also when a check fails). Without a reachable PostgreSQL those
+//! tests print `SKIPPED` and pass, except with `CI=true`, where they fail.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -3088,6 +3091,364 @@ async fn check_everything_present<S: Store>(store: &S) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Races between revocation and everything else
+// ---------------------------------------------------------------------------------------
+
+/// Writers revoke (directly and by family) while a follower reads the list with a cursor,
+/// as caches and gateways do: the follower must see every entry exactly once. An adapter
+/// whose entries can commit out of `seq` order fails this: the follower moves its cursor
+/// past an entry that is still uncommitted and never sees it.
+async fn check_revocation_follower_sees_every_entry<S>(store: &S)
+where
+    S: Store + Clone + 'static,
+{
+    const WRITERS: usize = 8;
+    const EACH: usize = 12;
+    seed_owner(store, "client", "user").await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut cursor, mut seen) = (0, Vec::new());
+            loop {
+                // Read `done` before the page: once it is set, the page read after it
+                // starts after every writer committed.
+                let finished = done.load(Ordering::SeqCst);
+                let page = RevocationList::revoked_since(&store, cursor, 5)
+                    .await
+                    .expect("follow the list");
+                assert_seqs_increasing(&page);
+                for entry in &page {
+                    assert!(entry.seq > cursor);
+                    cursor = entry.seq;
+                    seen.push(entry.jti.clone());
+                }
+                if page.is_empty() {
+                    if finished {
+                        return (cursor, seen);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    let tag = format!("w{w}-{i}");
+                    if w % 2 == 0 {
+                        revoke_jti(&store, &format!("jti-{tag}"), T0 + HOUR, T0).await;
+                    } else {
+                        let grant = start_family(&store, &tag, "client", "user").await;
+                        assert!(
+                            RefreshStore::revoke_family(
+                                &store,
+                                &grant.family.id,
+                                RevocationReason::ClientRequest,
+                                UnixTime(T0 + 1)
+                            )
+                            .await
+                            .expect("revoke_family under concurrency")
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer panicked");
+    }
+    done.store(true, Ordering::SeqCst);
+    let (cursor, mut seen) = follower.await.expect("follower panicked");
+    assert_eq!(seen.len(), WRITERS * EACH, "every entry seen exactly once");
+    seen.sort_unstable();
+    let mut expected: Vec<String> = (0..WRITERS)
+        .flat_map(|w| (0..EACH).map(move |i| format!("jti-w{w}-{i}")))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        latest_seq(store).await,
+        cursor,
+        "the follower ends at latest_seq"
+    );
+}
+
+/// A rotation racing the revocation of its family (or of its user's families): whichever
+/// wins, no token the rotation issued outlives the revocation. If the rotation won, its
+/// access token is on the revocation list and its refresh token belongs to a revoked
+/// family; if it lost, nothing of it is stored.
+async fn check_refresh_rotate_races_revocation<S>(store: &S)
+where
+    S: Store + Clone + 'static,
+{
+    const ROUNDS: usize = 12;
+    seed_owner(store, "client", "user").await;
+    let mut rotations_won = 0;
+    for round in 0..ROUNDS {
+        let tag = format!("rr{round}");
+        let grant = start_family(store, &tag, "client", "user").await;
+        let next = new_refresh(&format!("{tag}-next"), T0 + 10);
+        let next_jti = format!("jti-{tag}-next");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let rotation = {
+            let (store, barrier, next, jti) = (
+                store.clone(),
+                barrier.clone(),
+                next.clone(),
+                next_jti.clone(),
+            );
+            let old = refresh_hash(&tag);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                RefreshStore::rotate(
+                    &store,
+                    &old,
+                    &next,
+                    &access(&jti, T0 + HOUR),
+                    next.issued_at,
+                )
+                .await
+                .expect("rotate under concurrency")
+            })
+        };
+        let revocation = {
+            let (store, barrier, family_id) =
+                (store.clone(), barrier.clone(), grant.family.id.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let now = UnixTime(T0 + 10);
+                if round % 2 == 0 {
+                    RefreshStore::revoke_family(
+                        &store,
+                        &family_id,
+                        RevocationReason::RefreshTokenReuse,
+                        now,
+                    )
+                    .await
+                    .expect("revoke_family under concurrency")
+                } else {
+                    RefreshStore::revoke_user_families(
+                        &store,
+                        "user",
+                        RevocationReason::UserSignOut,
+                        now,
+                    )
+                    .await
+                    .expect("revoke_user_families under concurrency")
+                        == 1
+                }
+            })
+        };
+        let rotated = rotation.await.expect("rotation panicked");
+        assert!(
+            revocation.await.expect("revocation panicked"),
+            "round {round}: the family was revoked"
+        );
+        assert!(is_revoked(store, &grant.access.jti).await, "round {round}");
+        let (old, family) = find_token(store, &refresh_hash(&tag)).await.unwrap();
+        assert!(family.revoked.is_some(), "round {round}");
+        if rotated {
+            rotations_won += 1;
+            assert_eq!(old.successor, Some(next.token_hash), "round {round}");
+            assert!(
+                is_revoked(store, &next_jti).await,
+                "round {round}: the access token of a rotation that won is listed"
+            );
+            let (_, family) = find_token(store, &next.token_hash).await.unwrap();
+            assert!(family.revoked.is_some(), "round {round}");
+        } else {
+            assert_eq!(old.rotated_at, None, "round {round}");
+            assert_eq!(find_token(store, &next.token_hash).await, None);
+            assert!(!is_revoked(store, &next_jti).await, "round {round}");
+        }
+    }
+    // Not asserted: which side wins is up to the scheduler.
+    let _ = rotations_won;
+}
+
+// ---------------------------------------------------------------------------------------
+// The suite, once per engine
+// ---------------------------------------------------------------------------------------
+
+/// Every check, handed to an engine's wrapper macros: `$tests` for the plain checks,
+/// `$races` for those that race tasks against each other. Listing them once keeps both
+/// engines on exactly the same suite.
+macro_rules! behaviour_suite {
+    ($tests:ident, $races:ident) => {
+        $tests!(
+            check_client_round_trip,
+            check_client_duplicate_is_conflict,
+            check_client_list_ordered_by_id,
+            check_client_set_secret,
+            check_client_delete,
+            check_user_round_trip,
+            check_user_duplicates_are_conflicts,
+            check_user_set_disabled,
+            check_user_set_password,
+            check_user_list_ordered_by_username,
+            check_code_round_trip,
+            check_code_duplicate_hash_is_rejected,
+            check_code_redeem_once,
+            check_code_redeem_without_refresh_token,
+            check_code_redeem_is_atomic,
+            check_code_inserted_used_cannot_be_redeemed,
+            check_code_foreign_keys,
+            check_client_delete_cascades_codes,
+            check_refresh_find_unknown,
+            check_refresh_rotate,
+            check_refresh_rotate_refused_in_revoked_family,
+            check_refresh_supersede,
+            check_refresh_supersede_refused_after_successor_rotated,
+            check_refresh_supersede_refused_in_revoked_family,
+            check_refresh_revoke_family,
+            check_refresh_revoke_user_families,
+            check_revocation_list,
+            check_revocation_log,
+            check_janitor_purges_only_dead,
+            check_janitor_batches,
+            check_session_lifecycle,
+            check_session_requires_user,
+            check_keys_insert_and_list,
+            check_keys_delete_and_revoke,
+            check_keys_reseal_is_atomic,
+            check_key_ring_generates_once,
+            check_key_ring_verifies_its_signatures,
+            check_key_ring_rotates_on_schedule,
+            check_key_ring_revocation,
+            check_key_ring_wrong_master_key_fails_closed,
+        );
+
+        $races!(
+            check_code_redeem_concurrent,
+            check_refresh_rotate_concurrent,
+            check_refresh_rotate_races_revocation,
+            check_revocation_follower_sees_every_entry,
+            check_key_ring_two_nodes_rotate_once,
+        );
+    };
+}
+
+/// How many times a race runs, each on a fresh database: a lost race is probabilistic.
+const RACE_REPEATS: usize = 10;
+
+/// Records a migration this build does not know, as a newer Tessera would have.
+const FUTURE_MIGRATION: i64 = 9_999;
+
+/// Asserts that opening failed because a newer Tessera migrated the database, and that the
+/// error says so.
+fn assert_newer_schema_refused<T>(result: Result<T, StoreError>) {
+    let Err(e) = result else {
+        panic!("open must refuse a database migrated by a newer Tessera");
+    };
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    assert!(
+        chain.contains("newer Tessera") && chain.contains(&FUTURE_MIGRATION.to_string()),
+        "{chain}"
+    );
+    assert!(
+        matches!(
+            std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<tessera_store::SchemaError>()),
+            Some(tessera_store::SchemaError::NewerThanThisTessera {
+                version: FUTURE_MIGRATION
+            })
+        ),
+        "{e:?}"
+    );
+}
+
+/// The ports wired from a `Database` reach the same data as the store itself.
+async fn check_ports_reach_the_database(db: Arc<dyn tessera_store::Database>) {
+    db.ping().await.expect("ping");
+    ClientStore::create(&*db, &public_client("via-db"))
+        .await
+        .unwrap();
+    let keys: Arc<dyn KeyRing> = Arc::new(NoKeys);
+    let ports = tessera_store::ports(
+        db.clone(),
+        keys,
+        TestClock::at(T0),
+        Arc::new(tessera_store::OsRandom::default()),
+    );
+    assert_eq!(
+        ports.clients.find("via-db").await.unwrap(),
+        Some(public_client("via-db"))
+    );
+    assert_eq!(ports.revocations.latest_seq().await.unwrap(), 0);
+    // The key store is reachable through the same handle (upcast from the database).
+    let key_store: &dyn KeyStore = &*db;
+    assert!(key_store.list().await.unwrap().is_empty());
+    db.close().await;
+}
+
+/// A key ring that holds nothing (the ports need one; these checks never sign).
+struct NoKeys;
+
+impl KeyRing for NoKeys {
+    fn signing_key(&self) -> Arc<dyn tessera_core::keys::SigningKey> {
+        unreachable!("the checks never sign")
+    }
+    fn published(&self) -> tessera_core::keys::Jwks {
+        tessera_core::keys::Jwks { keys: vec![] }
+    }
+    fn verify(&self, _: &str, _: &str, _: &[u8], _: &[u8]) -> bool {
+        false
+    }
+    fn publishes(&self, _: &str) -> bool {
+        false
+    }
+}
+
+/// Opening can be spawned or awaited inside `async_trait` methods: its futures are `Send`.
+#[test]
+fn opening_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let settings = tessera_store::PoolSettings::default();
+    send(tessera_store::open("sqlite://unused", &settings));
+    send(tessera_store::migrate("postgres://unused", &settings));
+    send(SqliteStore::open_with("sqlite://unused", &settings));
+    send(tessera_store::PostgresStore::open_with(
+        "postgres://unused",
+        &settings,
+    ));
+}
+
+#[test]
+fn open_refuses_unknown_schemes_without_echoing_the_url() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = tessera_store::PoolSettings::default();
+    for (url, scheme) in [
+        ("mysql://root:hunter2@db/tessera", "`mysql`"),
+        ("tessera.db", "`(none)`"),
+        ("", "`(none)`"),
+        ("hunter2 secret://x", "`(none)`"),
+    ] {
+        let Err(e) = runtime.block_on(tessera_store::open(url, &settings)) else {
+            panic!("{url} must be refused");
+        };
+        let cause = std::error::Error::source(&e).expect("a cause").to_string();
+        assert!(cause.contains(scheme), "{url}: {cause}");
+        assert!(
+            cause.contains("sqlite://") && cause.contains("postgres://"),
+            "{cause}"
+        );
+        assert!(!cause.contains("hunter2"), "{cause}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // SQLite wrappers
 // ---------------------------------------------------------------------------------------
 
@@ -3132,7 +3493,7 @@ macro_rules! sqlite_race_tests {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn repeated() {
-                    for _ in 0..10 {
+                    for _ in 0..super::super::RACE_REPEATS {
                         let (_dir, store) = open_sqlite().await;
                         super::super::$name(&store).await;
                         store.close().await;
@@ -3146,54 +3507,7 @@ macro_rules! sqlite_race_tests {
 mod sqlite {
     use super::open_sqlite;
 
-    sqlite_tests!(
-        check_client_round_trip,
-        check_client_duplicate_is_conflict,
-        check_client_list_ordered_by_id,
-        check_client_set_secret,
-        check_client_delete,
-        check_user_round_trip,
-        check_user_duplicates_are_conflicts,
-        check_user_set_disabled,
-        check_user_set_password,
-        check_user_list_ordered_by_username,
-        check_code_round_trip,
-        check_code_duplicate_hash_is_rejected,
-        check_code_redeem_once,
-        check_code_redeem_without_refresh_token,
-        check_code_redeem_is_atomic,
-        check_code_inserted_used_cannot_be_redeemed,
-        check_code_foreign_keys,
-        check_client_delete_cascades_codes,
-        check_refresh_find_unknown,
-        check_refresh_rotate,
-        check_refresh_rotate_refused_in_revoked_family,
-        check_refresh_supersede,
-        check_refresh_supersede_refused_after_successor_rotated,
-        check_refresh_supersede_refused_in_revoked_family,
-        check_refresh_revoke_family,
-        check_refresh_revoke_user_families,
-        check_revocation_list,
-        check_revocation_log,
-        check_janitor_purges_only_dead,
-        check_janitor_batches,
-        check_session_lifecycle,
-        check_session_requires_user,
-        check_keys_insert_and_list,
-        check_keys_delete_and_revoke,
-        check_keys_reseal_is_atomic,
-        check_key_ring_generates_once,
-        check_key_ring_verifies_its_signatures,
-        check_key_ring_rotates_on_schedule,
-        check_key_ring_revocation,
-        check_key_ring_wrong_master_key_fails_closed,
-    );
-
-    sqlite_race_tests!(
-        check_code_redeem_concurrent,
-        check_refresh_rotate_concurrent,
-        check_key_ring_two_nodes_rotate_once,
-    );
+    behaviour_suite!(sqlite_tests, sqlite_race_tests);
 
     /// The generic check, plus what no port shows: exactly the live families and access
     /// token records are left, and nothing of a dead family.
@@ -3271,5 +3585,428 @@ mod sqlite {
                 .unwrap();
         assert_eq!(applied, vec![(1, true), (2, true)]);
         pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn open_refuses_a_database_migrated_by_a_newer_tessera() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = super::sqlite_url(&dir);
+        tessera_store::SqliteStore::open(&url)
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (?, 'from a newer Tessera', TRUE, X'00', 0)",
+        )
+        .bind(super::FUTURE_MIGRATION)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let settings = tessera_store::PoolSettings::default();
+        super::assert_newer_schema_refused(tessera_store::SqliteStore::open(&url).await);
+        super::assert_newer_schema_refused(tessera_store::open(&url, &settings).await);
+        super::assert_newer_schema_refused(tessera_store::migrate(&url, &settings).await);
+    }
+
+    #[tokio::test]
+    async fn open_by_url_picks_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = super::sqlite_url(&dir);
+        let settings = tessera_store::PoolSettings {
+            max_connections: 2,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        };
+        tessera_store::migrate(&url, &settings).await.unwrap();
+        let db = tessera_store::open(&url, &settings).await.unwrap();
+        assert_eq!(db.engine(), "sqlite");
+        super::check_ports_reach_the_database(db).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL wrappers
+// ---------------------------------------------------------------------------------------
+
+/// The server on which each PostgreSQL check creates a database of its own;
+/// `TESSERA_TEST_POSTGRES_URL` names another (any database on it the user may connect to).
+fn pg_admin_url() -> String {
+    std::env::var("TESSERA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` naming `database` instead of its own.
+fn pg_url_of(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (scheme, rest) = base.split_once("://").expect("a postgres:// URL");
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    match query {
+        Some(query) => format!("{scheme}://{authority}/{database}?{query}"),
+        None => format!("{scheme}://{authority}/{database}"),
+    }
+}
+
+/// `url` without the password, if it holds one.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Pools big enough that the 16 racing tasks really run at once.
+const PG_POOL: tessera_store::PoolSettings = tessera_store::PoolSettings {
+    max_connections: 20,
+    acquire_timeout: Duration::from_secs(30),
+};
+
+/// A database of its own for one check, dropped when this guard goes, also when the check
+/// panics.
+struct PgDatabase {
+    name: String,
+    url: String,
+    dropped: bool,
+}
+
+impl PgDatabase {
+    /// Creates `tessera_test_<random>`; `None` (after printing SKIPPED) if PostgreSQL cannot
+    /// be reached, unless `CI=true`, where that is a failure.
+    async fn create() -> Option<Self> {
+        use sqlx::Connection;
+        use tessera_core::random::SecureRandom;
+
+        let admin_url = pg_admin_url();
+        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(admin) => admin,
+            Err(e) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!(
+                    "PostgreSQL at {} is unreachable, and CI=true requires it: {e}",
+                    redact(&admin_url)
+                )
+            }
+            Err(e) => {
+                println!(
+                    "SKIPPED: PostgreSQL at {} is unreachable ({e}); \
+                     set CI=true to fail instead",
+                    redact(&admin_url)
+                );
+                return None;
+            }
+        };
+        let mut random = [0u8; 8];
+        tessera_store::OsRandom::default().fill(&mut random);
+        let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("tessera_test_{suffix}");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        Some(Self {
+            url: pg_url_of(&admin_url, &name),
+            name,
+            dropped: false,
+        })
+    }
+
+    /// Drops the database now (the normal end of a check).
+    async fn drop_now(mut self) {
+        drop_pg_database(&self.name).await;
+        self.dropped = true;
+    }
+}
+
+async fn drop_pg_database(name: &str) {
+    use sqlx::Connection;
+
+    let mut admin = sqlx::PgConnection::connect(&pg_admin_url())
+        .await
+        .expect("connect to drop the test database");
+    // FORCE ends the sessions of a pool a failed check left open.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop the test database");
+    let _ = admin.close().await;
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // A check panicked (or was cut short): drop the database on a runtime of its own,
+        // since the test's runtime may be the one unwinding.
+        let name = std::mem::take(&mut self.name);
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(drop_pg_database(&name));
+            }
+        })
+        .join();
+    }
+}
+
+/// A fresh PostgreSQL store on a database of its own, or `None` when skipped.
+async fn open_postgres() -> Option<(PgDatabase, tessera_store::PostgresStore)> {
+    let db = PgDatabase::create().await?;
+    let store = tessera_store::PostgresStore::open_with(&db.url, &PG_POOL)
+        .await
+        .expect("open postgres store");
+    Some((db, store))
+}
+
+macro_rules! postgres_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some((db, store)) = open_postgres().await else { return };
+                super::$name(&store).await;
+                store.close().await;
+                db.drop_now().await;
+            }
+        )*
+    };
+}
+
+/// Races run on a multi-threaded runtime, once and then repeated on fresh databases, since
+/// a lost race is probabilistic.
+macro_rules! postgres_race_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::open_postgres;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn once() {
+                    let Some((db, store)) = open_postgres().await else { return };
+                    super::super::$name(&store).await;
+                    store.close().await;
+                    db.drop_now().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn repeated() {
+                    for _ in 0..super::super::RACE_REPEATS {
+                        let Some((db, store)) = open_postgres().await else { return };
+                        super::super::$name(&store).await;
+                        store.close().await;
+                        db.drop_now().await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+mod postgres {
+    use super::{PG_POOL, PgDatabase, open_postgres};
+
+    behaviour_suite!(postgres_tests, postgres_race_tests);
+
+    /// The generic check, plus what no port shows: exactly the live families and access
+    /// token records are left, and nothing of a dead family.
+    #[tokio::test]
+    async fn janitor_leaves_exactly_the_live_rows() {
+        let Some((db, store)) = open_postgres().await else {
+            return;
+        };
+        super::seed_janitor_mix(&store).await;
+        super::purge(&store, super::NOW, 100).await;
+        store.close().await;
+
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let families: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM refresh_families ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(families, super::LIVE_FAMILIES);
+        let records: Vec<String> =
+            sqlx::query_scalar("SELECT jti FROM family_access_tokens ORDER BY jti")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(records, super::LIVE_ACCESS_RECORDS);
+        let tokens: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT token_hash FROM refresh_tokens ORDER BY family_id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        let expected: Vec<Vec<u8>> = ["a2", "b1"]
+            .map(|tag| super::refresh_hash(tag).0.to_vec())
+            .into();
+        assert_eq!(tokens, expected);
+        // Foreign keys hold: nothing of a removed family is left behind.
+        for sql in [
+            "SELECT COUNT(*) FROM refresh_tokens WHERE family_id NOT IN \
+             (SELECT id FROM refresh_families)",
+            "SELECT COUNT(*) FROM family_access_tokens WHERE family_id NOT IN \
+             (SELECT id FROM refresh_families)",
+        ] {
+            let orphans: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            assert_eq!(orphans, 0, "{sql}");
+        }
+        pool.close().await;
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn reopen_keeps_data_and_does_not_reapply_migrations() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        let store = tessera_store::PostgresStore::open(&db.url).await.unwrap();
+        super::seed_everything(&store).await;
+        super::check_everything_present(&store).await;
+        store.close().await;
+        drop(store);
+
+        // Reopen after an orderly close, then after a plain drop.
+        let store = tessera_store::PostgresStore::open(&db.url).await.unwrap();
+        super::check_everything_present(&store).await;
+        drop(store);
+        let store = tessera_store::PostgresStore::open(&db.url).await.unwrap();
+        super::check_everything_present(&store).await;
+        store.close().await;
+
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let applied: Vec<(i64, bool)> =
+            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(applied, vec![(1, true), (2, true)]);
+        pool.close().await;
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn open_refuses_a_database_migrated_by_a_newer_tessera() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        tessera_store::PostgresStore::open(&db.url)
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES ($1, 'from a newer Tessera', TRUE, '\\x00', 0)",
+        )
+        .bind(super::FUTURE_MIGRATION)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let settings = tessera_store::PoolSettings::default();
+        super::assert_newer_schema_refused(tessera_store::PostgresStore::open(&db.url).await);
+        super::assert_newer_schema_refused(tessera_store::open(&db.url, &settings).await);
+        super::assert_newer_schema_refused(tessera_store::migrate(&db.url, &settings).await);
+        // A refused open leaves no migration lock behind: the database is still usable.
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(super::FUTURE_MIGRATION)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tessera_store::PostgresStore::open(&db.url),
+        )
+        .await
+        .expect("no migration lock left behind")
+        .unwrap()
+        .close()
+        .await;
+        db.drop_now().await;
+    }
+
+    /// Nodes starting together on a fresh database: each opens, the migrations run once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_opening_together_migrate_once() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { tessera_store::PostgresStore::open(&url).await })
+            })
+            .collect();
+        for open in opens {
+            open.await
+                .unwrap()
+                .expect("open while others migrate")
+                .close()
+                .await;
+        }
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let applied: Vec<(i64, bool)> =
+            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(applied, vec![(1, true), (2, true)]);
+        pool.close().await;
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn open_by_url_picks_postgres() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        tessera_store::migrate(&db.url, &PG_POOL).await.unwrap();
+        let alias = db.url.replacen("postgres://", "postgresql://", 1);
+        for url in [&db.url, &alias] {
+            let db = tessera_store::open(url, &PG_POOL).await.unwrap();
+            assert_eq!(db.engine(), "postgres");
+            db.close().await;
+        }
+        let store = tessera_store::open(&db.url, &PG_POOL).await.unwrap();
+        super::check_ports_reach_the_database(store).await;
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable() {
+        // Port 1 on localhost refuses connections at once.
+        let result = tessera_store::PostgresStore::open_with(
+            "postgres://postgres@127.0.0.1:1/postgres",
+            &tessera_store::PoolSettings {
+                max_connections: 1,
+                acquire_timeout: std::time::Duration::from_secs(2),
+            },
+        )
+        .await;
+        assert!(
+            matches!(result, Err(tessera_core::StoreError::Unavailable(_))),
+            "{result:?}"
+        );
     }
 }

@@ -12,40 +12,31 @@ mod refresh;
 mod sessions;
 mod users;
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlSafeStr;
+use async_trait::async_trait;
 use sqlx::SqlitePool;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use tessera_core::introspection::NoCache;
 use tessera_core::keys::KeyRing;
 use tessera_core::random::SecureRandom;
-use tessera_core::revocation::NoListener;
 use tessera_core::time::Clock;
 use tessera_core::{Ports, StoreError};
 
+use crate::codec::{from_json, hash_from, to_json};
+use crate::{Database, PoolSettings, schema};
+
 /// The SQLite migrations, embedded in the binary.
 fn migrator() -> Migrator {
-    let migration = |version, name, sql: &'static str| {
-        Migration::new(
-            version,
-            Cow::Borrowed(name),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
-    Migrator::with_migrations(vec![
-        migration(
+    schema::migrator(&[
+        (
             1,
             "foundation",
             include_str!("../../migrations/sqlite/0001_foundation.sql"),
         ),
-        migration(
+        (
             2,
             "refresh families",
             include_str!("../../migrations/sqlite/0002_refresh_families.sql"),
@@ -67,9 +58,16 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path`)
-    /// and applies pending migrations. Refuses a database migrated by a newer Tessera.
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`) with the default
+    /// pool settings and applies pending migrations. Refuses a database migrated by a newer
+    /// Tessera ([`SchemaError::NewerThanThisTessera`](crate::SchemaError)).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, &PoolSettings::default()).await
+    }
+
+    /// Like [`open`](Self::open), with `settings.max_connections` readers (the one writer
+    /// comes on top) and `settings.acquire_timeout` for readers and writers alike.
+    pub async fn open_with(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::backend)?
             .create_if_missing(true)
@@ -80,13 +78,20 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.clone())
             .await
-            .map_err(StoreError::backend)?;
-        migrator().run(&writer).await.map_err(StoreError::backend)?;
-        let pool = SqlitePool::connect_with(options)
+            .map_err(map_err)?;
+        if let Err(e) = migrator().run(&writer).await {
+            writer.close().await;
+            return Err(schema::migrate_err(e, map_err));
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(map_err)?;
         Ok(Self { pool, writer })
     }
 
@@ -96,7 +101,7 @@ impl SqliteStore {
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(StoreError::backend)
+            .map_err(map_err)
     }
 
     /// The domain's ports with every store port served by this database, no validation
@@ -107,20 +112,7 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
         random: Arc<dyn SecureRandom>,
     ) -> Ports {
-        let shared = Arc::new(self.clone());
-        Ports {
-            clients: shared.clone(),
-            users: shared.clone(),
-            codes: shared.clone(),
-            sessions: shared.clone(),
-            refresh: shared.clone(),
-            revocations: shared,
-            on_revocation: Arc::new(NoListener),
-            cache: Arc::new(NoCache),
-            keys,
-            clock,
-            random,
-        }
+        crate::ports(Arc::new(self.clone()), keys, clock, random)
     }
 
     /// Closes the pools, waiting for connections to finish.
@@ -143,20 +135,17 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Encodes a list as a JSON array column.
-fn to_json(list: &[String]) -> String {
-    serde_json::Value::from(list).to_string()
-}
+#[async_trait]
+impl Database for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        SqliteStore::ping(self).await
+    }
 
-/// Decodes a JSON array column.
-fn from_json(text: &str) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(text).map_err(StoreError::backend)
-}
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
 
-/// Decodes a 32-byte hash column.
-fn hash_from(bytes: Vec<u8>) -> Result<tessera_core::secret::SecretHash, StoreError> {
-    let raw: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Backend("hash column is not 32 bytes".into()))?;
-    Ok(tessera_core::secret::SecretHash(raw))
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
 }

@@ -1,0 +1,116 @@
+//! `ClientStore` on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use tessera_core::StoreError;
+use tessera_core::client::{Client, ClientStore, GrantType};
+use tessera_core::secret::SecretHash;
+use tessera_core::time::UnixTime;
+
+use super::{PostgresStore, from_json, hash_from, map_err, retry, scope_from, to_json};
+
+fn row_to_client(row: &PgRow) -> Result<Client, StoreError> {
+    let get = |e: sqlx::Error| StoreError::backend(e);
+    let secret: Option<Vec<u8>> = row.try_get("secret_hash").map_err(get)?;
+    let grants = from_json(row.try_get("grant_types").map_err(get)?)?
+        .iter()
+        .map(|g| {
+            GrantType::parse(g).ok_or_else(|| StoreError::Backend("unknown grant type".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Client {
+        id: row.try_get("id").map_err(get)?,
+        name: row.try_get("name").map_err(get)?,
+        secret_hash: secret.map(hash_from).transpose()?,
+        redirect_uris: from_json(row.try_get("redirect_uris").map_err(get)?)?,
+        grant_types: grants,
+        scopes: scope_from(row.try_get("scopes").map_err(get)?),
+        audiences: from_json(row.try_get("audiences").map_err(get)?)?,
+        created_at: UnixTime(row.try_get("created_at").map_err(get)?),
+    })
+}
+
+#[async_trait]
+impl ClientStore for PostgresStore {
+    async fn create(&self, c: &Client) -> Result<(), StoreError> {
+        let grants: Vec<String> = c
+            .grant_types
+            .iter()
+            .map(|g| g.as_str().to_owned())
+            .collect();
+        let (redirect_uris, grants, audiences) = (
+            to_json(&c.redirect_uris),
+            to_json(&grants),
+            to_json(&c.audiences),
+        );
+        retry(|| async {
+            sqlx::query(
+                "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, \
+                 scopes, audiences, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(c.secret_hash.map(|h| h.0.to_vec()))
+            .bind(&redirect_uris)
+            .bind(&grants)
+            .bind(c.scopes.to_string())
+            .bind(&audiences)
+            .bind(c.created_at.0)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        sqlx::query(
+            "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
+             created_at FROM clients WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(row_to_client)
+        .transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<Client>, StoreError> {
+        sqlx::query(
+            "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
+             created_at FROM clients ORDER BY id COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(row_to_client)
+        .collect()
+    }
+
+    async fn set_secret(&self, id: &str, secret: SecretHash) -> Result<bool, StoreError> {
+        retry(|| async {
+            let done = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2")
+                .bind(secret.0.to_vec())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        retry(|| async {
+            let done = sqlx::query("DELETE FROM clients WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+}

@@ -1,0 +1,60 @@
+//! `SessionStore` on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+use tessera_core::StoreError;
+use tessera_core::secret::SecretHash;
+use tessera_core::session::{Session, SessionStore};
+use tessera_core::time::UnixTime;
+
+use super::{PostgresStore, hash_from, map_err, retry};
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create(&self, s: &Session) -> Result<(), StoreError> {
+        retry(|| async {
+            sqlx::query(
+                "INSERT INTO browser_sessions (id_hash, user_id, auth_time, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(s.id_hash.0.to_vec())
+            .bind(&s.user_id)
+            .bind(s.auth_time.0)
+            .bind(s.expires_at.0)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find(&self, id_hash: &SecretHash) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, auth_time, expires_at FROM browser_sessions \
+             WHERE id_hash = $1",
+        )
+        .bind(id_hash.0.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let get = |e: sqlx::Error| StoreError::backend(e);
+        Ok(Some(Session {
+            id_hash: hash_from(row.try_get("id_hash").map_err(get)?)?,
+            user_id: row.try_get("user_id").map_err(get)?,
+            auth_time: UnixTime(row.try_get("auth_time").map_err(get)?),
+            expires_at: UnixTime(row.try_get("expires_at").map_err(get)?),
+        }))
+    }
+
+    async fn delete(&self, id_hash: &SecretHash) -> Result<bool, StoreError> {
+        retry(|| async {
+            let done = sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1")
+                .bind(id_hash.0.to_vec())
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+}
