@@ -34,6 +34,8 @@ pub enum Command {
     Janitor(JanitorArgs),
     /// Inspect and operate the signing-key schedule.
     Keys(KeysArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(StoreOnly),
     /// Write clients, users and signing keys (sealed) as JSON to standard output.
     Export(StoreOnly),
     /// Create the clients, users and keys of an export (read from standard input) that do not exist yet.
@@ -185,9 +187,25 @@ pub struct StoreArgs {
         global = true
     )]
     pub data_dir: PathBuf,
-    /// Database URL; overrides the SQLite file in the data directory (e.g. sqlite:///var/lib/tessera/db).
-    #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]
+    /// Database URL: postgres://user@host/db, or sqlite://path; overrides the SQLite file in the data directory.
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
+    /// Most database connections this process opens (per node).
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub database_max_connections: u32,
+    /// How long a request waits for a database connection before answering 503.
+    #[arg(long, env = "TESSERA_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = duration, global = true)]
+    pub database_acquire_timeout: Duration,
 }
 
 /// Log output format.

@@ -22,9 +22,10 @@ const MIN_SECRET_LEN: usize = 32;
 
 /// Runs a client subcommand.
 pub async fn run(args: ClientArgs) -> Result<()> {
-    let store = storage::open(&args.store).await?;
+    let db = storage::open(&args.store).await?;
+    let store: &dyn ClientStore = &*db;
     match args.command {
-        ClientCommand::Create(create) => create_client(&store, create).await,
+        ClientCommand::Create(create) => create_client(store, create).await,
         ClientCommand::List { format } => {
             let clients = store.list().await?;
             match format {

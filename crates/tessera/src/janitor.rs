@@ -78,7 +78,7 @@ pub async fn run(args: JanitorArgs) -> Result<()> {
         None => None,
     };
     if args.once {
-        let purged = pass(&store).await?;
+        let purged = pass(&*store).await?;
         println!(
             "removed {} expired records (codes {}, refresh tokens {}, families {}, access token records {}, revocations {}, sessions {})",
             purged.total(),
@@ -101,7 +101,7 @@ pub async fn run(args: JanitorArgs) -> Result<()> {
         }
         return Ok(());
     }
-    run_every(&store, redis.as_ref(), args.interval).await;
+    run_every(&*store, redis.as_ref(), args.interval).await;
     Ok(())
 }
 

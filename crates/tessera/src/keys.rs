@@ -89,22 +89,22 @@ pub async fn run(args: KeysArgs) -> Result<()> {
     match &args.command {
         KeysCommand::List { format } => {
             // Loading the ring proves every key opens under this master key.
-            let ring = ScheduledKeyRing::load(&store, master, kind(&args.keys)?, clock, policy)
+            let ring = ScheduledKeyRing::load(&*store, master, kind(&args.keys)?, clock, policy)
                 .await
                 .context("cannot open the stored keys")?;
             print_list(&ring, *format)
         }
         KeysCommand::Rotate => {
-            let outcome = rotate(&store, &master, &args, &policy).await;
+            let outcome = rotate(&*store, &master, &args, &policy).await;
             wake_nodes(&args).await;
             outcome
         }
         KeysCommand::Revoke { kid } => {
-            let outcome = revoke(&store, master, &args, policy, clock, kid).await;
+            let outcome = revoke(&*store, master, &args, policy, clock, kid).await;
             wake_nodes(&args).await;
             outcome
         }
-        KeysCommand::Rewrap { .. } => rewrap(&store, &master, &args).await,
+        KeysCommand::Rewrap { .. } => rewrap(&*store, &master, &args).await,
     }
 }
 
@@ -129,7 +129,7 @@ async fn wake_nodes(args: &KeysArgs) {
 }
 
 async fn rotate(
-    store: &tessera_store::SqliteStore,
+    store: &dyn KeyStore,
     master: &MasterKey,
     args: &KeysArgs,
     policy: &KeyPolicy,
@@ -164,7 +164,7 @@ async fn rotate(
 }
 
 async fn revoke(
-    store: &tessera_store::SqliteStore,
+    store: &dyn KeyStore,
     master: MasterKey,
     args: &KeysArgs,
     policy: KeyPolicy,
@@ -198,11 +198,7 @@ async fn revoke(
     Ok(())
 }
 
-async fn rewrap(
-    store: &tessera_store::SqliteStore,
-    old: &MasterKey,
-    args: &KeysArgs,
-) -> Result<()> {
+async fn rewrap(store: &dyn KeyStore, old: &MasterKey, args: &KeysArgs) -> Result<()> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)

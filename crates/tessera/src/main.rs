@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         Command::User(args) => user_cmd::run(args).await,
         Command::Janitor(args) => janitor::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Migrate(args) => storage::migrate(&args.store).await,
         Command::Export(args) => transfer::run_export(args).await,
         Command::Import(args) => transfer::run_import(args).await,
     };

@@ -12,7 +12,7 @@ use tessera_core::policy::Policy;
 use tessera_core::time::SystemClock;
 use tessera_server::{AppState, HealthCheck};
 use tessera_store::key_material::{ScheduledKeyRing, Tick};
-use tessera_store::{OsRandom, SqliteStore};
+use tessera_store::{Database, OsRandom};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -25,7 +25,7 @@ const REDIS_WATCH: Duration = Duration::from_secs(1);
 /// Ready when the store answers; Redis is optional (without it the node is slower, not
 /// wrong), so its absence is reported, not failed.
 struct Health {
-    store: SqliteStore,
+    store: Arc<dyn Database>,
     redis: Option<RedisLink>,
 }
 
@@ -134,7 +134,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Opens every stored key first: a wrong master key stops the start here, before any
     // key could be generated in its place.
     let (ring, tick) = ScheduledKeyRing::start(
-        &store,
+        &*store,
         master,
         keys::kind(&args.keys)?,
         Arc::new(SystemClock),
@@ -164,7 +164,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    let mut ports = store.ports(
+    let mut ports = tessera_store::ports(
+        store.clone(),
         ring.clone(),
         Arc::new(SystemClock),
         Arc::new(OsRandom::default()),
@@ -209,7 +210,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     if !args.janitor_interval.is_zero() {
         let (store, redis, interval) = (store.clone(), redis.clone(), args.janitor_interval);
-        tokio::spawn(async move { janitor::run_every(&store, redis.as_ref(), interval).await });
+        tokio::spawn(async move { janitor::run_every(&*store, redis.as_ref(), interval).await });
     }
     let server = Arc::new(AuthorizationServer::new(ports, policy));
     let health = Health {
@@ -228,7 +229,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                     () = tokio::time::sleep(every) => {}
                     () = key_wake.notified() => {}
                 }
-                match ring.tick(&store).await {
+                match ring.tick(&*store).await {
                     Ok(tick) => log_tick(&tick),
                     Err(e) => tracing::error!(error = %e, "key schedule step failed; will retry"),
                 }

@@ -27,13 +27,13 @@ use crate::storage;
 /// `tessera export`: the document to standard output.
 pub async fn run_export(args: StoreOnly) -> Result<()> {
     let store = storage::open(&args.store).await?;
-    export(&store, &mut std::io::stdout().lock()).await
+    export(&*store, &mut std::io::stdout().lock()).await
 }
 
 /// `tessera import`: the document from standard input.
 pub async fn run_import(args: StoreOnly) -> Result<()> {
     let store = storage::open(&args.store).await?;
-    let done = import(&store, &mut std::io::stdin().lock()).await?;
+    let done = import(&*store, &mut std::io::stdin().lock()).await?;
     println!(
         "imported {} records ({} already present, skipped)",
         done.created, done.skipped
@@ -47,7 +47,7 @@ const VERSION: u64 = 1;
 /// Writes the export document to `out`.
 pub async fn export<S>(store: &S, out: &mut dyn Write) -> Result<()>
 where
-    S: ClientStore + UserStore + KeyStore,
+    S: ClientStore + UserStore + KeyStore + ?Sized,
 {
     let clients: Vec<Value> = ClientStore::list(store)
         .await?
@@ -112,7 +112,7 @@ pub struct Imported {
 /// Reads an export document from `input` and creates every record that does not exist yet.
 pub async fn import<S>(store: &S, input: &mut dyn Read) -> Result<Imported>
 where
-    S: ClientStore + UserStore + KeyStore,
+    S: ClientStore + UserStore + KeyStore + ?Sized,
 {
     let mut text = String::new();
     input

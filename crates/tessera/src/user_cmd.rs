@@ -5,7 +5,6 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tessera_core::StoreError;
-use tessera_core::refresh_family::RefreshStore;
 use tessera_core::revocation::RevocationReason;
 use tessera_core::secret;
 use tessera_core::time::{Clock, SystemClock};
@@ -20,14 +19,15 @@ const MIN_PASSWORD_LEN: usize = 12;
 
 /// Runs a user subcommand.
 pub async fn run(args: UserArgs) -> Result<()> {
-    let store = storage::open(&args.store).await?;
+    let db = storage::open(&args.store).await?;
+    let store: &dyn UserStore = &*db;
     match args.command {
         UserCommand::Create {
             name,
             password_stdin,
             roles,
             format,
-        } => create(&store, name, password_stdin, roles, format).await,
+        } => create(store, name, password_stdin, roles, format).await,
         UserCommand::List { format } => {
             let users = store.list().await?;
             match format {
@@ -51,13 +51,13 @@ pub async fn run(args: UserArgs) -> Result<()> {
             }
             Ok(())
         }
-        UserCommand::Disable { name } => set_disabled(&store, &name, true).await,
-        UserCommand::Enable { name } => set_disabled(&store, &name, false).await,
+        UserCommand::Disable { name } => set_disabled(store, &name, true).await,
+        UserCommand::Enable { name } => set_disabled(store, &name, false).await,
         UserCommand::RevokeTokens { name } => {
             let Some(user) = store.find_by_username(&name).await? else {
                 bail!("no user named `{name}`");
             };
-            let families = store
+            let families = db
                 .revoke_user_families(&user.id, RevocationReason::UserSignOut, SystemClock.now())
                 .await?;
             println!(
