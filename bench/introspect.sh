@@ -20,6 +20,8 @@ TOKENS="${TOKENS:-160000}"
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+build
+start_server ""
 auth=(--client-id bench-svc --client-secret "$SECRET")
 load=(--base "$BASE" --concurrency "$CONCURRENCY" --duration "$DURATION")
 

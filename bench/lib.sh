@@ -1,31 +1,66 @@
-# Shared by the bench/ scripts (sourced, not run): builds the release binaries, starts one
-# `tessera serve` on a free loopback port with a temporary data directory, waits until it is
-# ready, and registers the confidential client `bench-svc` (client_credentials).
+# Shared by the bench/ scripts (sourced, not run).
 #
-# Sets BIN, GEN, TMP, PID, BASE and SECRET; stops the server and removes TMP on exit.
+# `build`            builds the release binaries (BIN, GEN).
+# `start_server URL` starts one `tessera serve` on a free loopback port on the database URL
+#                    (empty: the embedded SQLite in a temporary data directory), waits until it
+#                    is ready, and registers the confidential client `bench-svc`
+#                    (client_credentials). Sets TMP, PID, BASE, SECRET and DB_ENV.
+# `stop_server`      stops it and removes TMP (also done on exit).
+# `pg_database`      creates a throwaway PostgreSQL database and prints its URL (dropped on
+#                    exit); prints nothing when PostgreSQL is not reachable.
 
-cargo build --release --locked -q -p tessera -p tessera-loadgen
-BIN=target/release/tessera
-GEN=target/release/tessera-loadgen
+build() {
+    cargo build --release --locked -q -p tessera -p tessera-loadgen
+    BIN=target/release/tessera
+    GEN=target/release/tessera-loadgen
+}
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")"
 PID=""
+TMP=""
+PG_DBS=()
 cleanup() {
-    [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    rm -rf "$TMP"
+    stop_server
+    for db in "${PG_DBS[@]}"; do
+        psql postgres://postgres@127.0.0.1:5432/postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
 }
 trap cleanup EXIT
 
-NO_COLOR=1 TESSERA_LOG=warn,tessera=info "$BIN" serve --listen 127.0.0.1:0 --data-dir "$TMP" \
-    >"$TMP/server.log" 2>&1 &
-PID=$!
-BASE=""
-for _ in $(seq 1 100); do
-    BASE="$(sed -n 's/.*tessera is ready.* issuer=\([^ ]*\).*/\1/p' "$TMP/server.log" | head -1)"
-    [[ -n "$BASE" ]] && curl -fsS -o /dev/null "$BASE/readyz" && break
-    sleep 0.1
-done
-[[ -n "$BASE" ]] || { cat "$TMP/server.log"; echo "server did not start" >&2; exit 1; }
+stop_server() {
+    if [[ -n "$PID" ]]; then
+        kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    fi
+    PID=""
+    [[ -n "$TMP" ]] && rm -rf "$TMP"
+    TMP=""
+}
 
-SECRET="$("$BIN" client --data-dir "$TMP" create --id bench-svc --grant-type client_credentials \
-    --scope read --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')"
+pg_database() {
+    psql postgres://postgres@127.0.0.1:5432/postgres -qc "select 1" >/dev/null 2>&1 || return 0
+    local db="tessera_bench_$$_${RANDOM}"
+    psql postgres://postgres@127.0.0.1:5432/postgres -qc "CREATE DATABASE $db" >/dev/null
+    PG_DBS+=("$db")
+    echo "postgres://postgres@127.0.0.1:5432/$db"
+}
+
+start_server() {
+    local url="$1"
+    TMP="$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")"
+    DB_ENV=(env "TESSERA_MASTER_KEY=$(head -c 32 /dev/urandom | base64)")
+    if [[ -n "$url" ]]; then
+        DB_ENV+=("TESSERA_DATABASE_URL=$url" "TESSERA_DATABASE_MAX_CONNECTIONS=${DB_CONNECTIONS:-20}")
+    fi
+    NO_COLOR=1 TESSERA_LOG=warn,tessera=info "${DB_ENV[@]}" "$BIN" serve --listen 127.0.0.1:0 \
+        --data-dir "$TMP" >"$TMP/server.log" 2>&1 &
+    PID=$!
+    BASE=""
+    for _ in $(seq 1 100); do
+        BASE="$(sed -n 's/.*tessera is ready.* issuer=\([^ ]*\).*/\1/p' "$TMP/server.log" | head -1)"
+        [[ -n "$BASE" ]] && curl -fsS -o /dev/null "$BASE/readyz" && break
+        sleep 0.1
+    done
+    [[ -n "$BASE" ]] || { cat "$TMP/server.log"; echo "server did not start" >&2; exit 1; }
+    SECRET="$("${DB_ENV[@]}" "$BIN" client --data-dir "$TMP" create --id bench-svc \
+        --grant-type client_credentials --scope read --format json \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')"
+}
