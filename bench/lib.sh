@@ -6,8 +6,9 @@
 #                    is ready, and registers the confidential client `bench-svc`
 #                    (client_credentials). Sets TMP, PID, BASE, SECRET and DB_ENV.
 # `stop_server`      stops it and removes TMP (also done on exit).
-# `pg_database`      creates a throwaway PostgreSQL database and prints its URL (dropped on
-#                    exit); prints nothing when PostgreSQL is not reachable.
+# `pg_database`      creates a throwaway PostgreSQL database and sets PG_URL to it (dropped
+#                    on exit); leaves PG_URL empty when PostgreSQL is not reachable. Call it
+#                    directly, not in `$(...)`: the cleanup list lives in this shell.
 
 build() {
     cargo build --release --locked -q -p tessera -p tessera-loadgen
@@ -36,11 +37,12 @@ stop_server() {
 }
 
 pg_database() {
+    PG_URL=""
     psql postgres://postgres@127.0.0.1:5432/postgres -qc "select 1" >/dev/null 2>&1 || return 0
     local db="tessera_bench_$$_${RANDOM}"
     psql postgres://postgres@127.0.0.1:5432/postgres -qc "CREATE DATABASE $db" >/dev/null
     PG_DBS+=("$db")
-    echo "postgres://postgres@127.0.0.1:5432/$db"
+    PG_URL="postgres://postgres@127.0.0.1:5432/$db"
 }
 
 start_server() {

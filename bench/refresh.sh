@@ -25,7 +25,7 @@ RESULTS="$(mktemp "${TMPDIR:-/tmp}/tessera-bench-results.XXXXXX")"
 echo "# $(date -u +%FT%TZ) $(nproc) cores, concurrency $CONCURRENCY, $DURATION per load, $ROUNDS rounds"
 
 engines=(sqlite)
-PG_URL="$(pg_database)"
+pg_database
 [[ -n "$PG_URL" ]] && engines+=(postgres) || echo "# PostgreSQL not reachable: SQLite only"
 
 for engine in "${engines[@]}"; do
