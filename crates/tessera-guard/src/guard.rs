@@ -1,0 +1,258 @@
+//! Verification of one bearer token (RFC 9068 §4, RFC 8725) and the validation cache.
+//!
+//! Order of checks: the cache (by SHA-256 of the token, `exp` and revocation re-checked on
+//! each hit), then the header (`alg` allowlisted, `typ`, `kid`, no `crit`), then the key
+//! (from the JWKS only, its `alg` equal to the header's), then signature and registered
+//! claims through `jsonwebtoken`, then strict typing of the claims we rely on.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use moka::Expiry;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+
+use crate::claims::Claims;
+use crate::config::{ConfigError, GuardConfig};
+use crate::error::{GuardError, InvalidReason};
+use crate::jwks::JwksCache;
+
+/// A token validator for one issuer and audience; cheap to clone (shared state inside).
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GuardConfig,
+    algorithms: Vec<Algorithm>,
+    jwks: JwksCache,
+    /// Verified results by SHA-256 of the token (never the token itself).
+    results: Cache<[u8; 32], Cached>,
+    /// `jti`s refused for `cache_ttl` after [`Guard::evict_jti`].
+    revoked: Cache<String, ()>,
+}
+
+/// A cached result and how long it may live: `min(cache_ttl, exp - now)`.
+#[derive(Clone)]
+struct Cached {
+    claims: Arc<Claims>,
+    kid: Arc<str>,
+    ttl: Duration,
+}
+
+struct PerEntry;
+
+impl Expiry<[u8; 32], Cached> for PerEntry {
+    fn expire_after_create(&self, _: &[u8; 32], value: &Cached, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("issuer", &self.inner.config.issuer)
+            .field("audience", &self.inner.config.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// A guard for `config`, refusing unsafe settings (`none` or HMAC algorithms, empty
+    /// issuer or audience). Fetches nothing until the first verification.
+    pub fn new(config: GuardConfig) -> Result<Self, ConfigError> {
+        let algorithms = config.check()?;
+        let jwks = JwksCache::new(&config)?;
+        let results = Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .expire_after(PerEntry)
+            .build();
+        let revoked = Cache::builder()
+            .max_capacity(config.cache_capacity)
+            .time_to_live(config.cache_ttl.max(Duration::from_secs(1)))
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                algorithms,
+                jwks,
+                results,
+                revoked,
+            }),
+        })
+    }
+
+    /// Verifies the value of an `Authorization` header (`Bearer <token>`, RFC 6750 §2.1)
+    /// and returns the token's claims. Scope requirements are the caller's to check.
+    pub async fn verify(&self, authorization: &str) -> Result<Claims, GuardError> {
+        let token = bearer_token(authorization)?;
+        self.verify_token(token).await
+    }
+
+    /// Verifies a bare compact JWT and returns its claims.
+    pub async fn verify_token(&self, token: &str) -> Result<Claims, GuardError> {
+        self.verify_shared(token)
+            .await
+            .map(|claims| Claims::clone(&claims))
+    }
+
+    async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, GuardError> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = unix_now();
+        if let Some(hit) = self.inner.results.get(&hash).await {
+            // The entry never outlives `exp`, but leeway and clock steps make re-checking
+            // cheap insurance; revocation may have happened after it was cached.
+            self.check_live(&hit.claims, now).await?;
+            if !self.inner.jwks.publishes(&hit.kid) {
+                self.inner.results.invalidate(&hash).await;
+                return Err(InvalidReason::UnknownKey.into());
+            }
+            return Ok(hit.claims);
+        }
+        let (kid, claims) = self.verify_uncached(token).await?;
+        let claims = Arc::new(claims);
+        self.check_live(&claims, now).await?;
+        let until_exp = (claims.exp + leeway_secs(&self.inner.config) - now).max(0);
+        let ttl = self
+            .inner
+            .config
+            .cache_ttl
+            .min(Duration::from_secs(until_exp.unsigned_abs()));
+        if !ttl.is_zero() {
+            let cached = Cached {
+                claims: claims.clone(),
+                kid: kid.into(),
+                ttl,
+            };
+            self.inner.results.insert(hash, cached).await;
+        }
+        Ok(claims)
+    }
+
+    /// Refuses every token with this `jti`, cached or not, for `cache_ttl` (the
+    /// revocation feed follower calls this; revoked tokens die within their cache life).
+    pub async fn evict_jti(&self, jti: &str) {
+        self.inner.revoked.insert(jti.to_owned(), ()).await;
+    }
+
+    async fn check_live(&self, claims: &Claims, now: i64) -> Result<(), GuardError> {
+        if claims.exp + leeway_secs(&self.inner.config) < now {
+            return Err(InvalidReason::Expired.into());
+        }
+        if self.inner.revoked.contains_key(&claims.jti) {
+            return Err(InvalidReason::Revoked.into());
+        }
+        Ok(())
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<(String, Claims), GuardError> {
+        let config = &self.inner.config;
+        // An unknown `alg` (including `none`) fails to parse here.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidReason::Malformed)?;
+        // RFC 8725 §3.1: only allowlisted algorithms, whatever the header says.
+        if !self.inner.algorithms.contains(&header.alg) {
+            return Err(InvalidReason::Algorithm.into());
+        }
+        // RFC 8725 §3.11 / RFC 9068 §4: explicit typing against token substitution.
+        if header.typ.as_deref() != Some(config.required_typ.as_str()) {
+            return Err(InvalidReason::Type.into());
+        }
+        // RFC 7515 §4.1.11: we understand no extension, so any `crit` is refused.
+        if header.crit.is_some() {
+            return Err(InvalidReason::Critical.into());
+        }
+        // `jku`, `x5u`, `jwk`, `x5c` are deliberately unused: keys come from our JWKS only.
+        let kid = header.kid.as_deref().ok_or(InvalidReason::UnknownKey)?;
+        let key = self.inner.jwks.key(kid).await?;
+        // The key pins its algorithm: an RSA key never verifies an HS256 token.
+        if key.alg != header.alg {
+            return Err(InvalidReason::Algorithm.into());
+        }
+        let mut validation = Validation::new(key.alg);
+        validation.leeway = config.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_audience(&[config.audience.as_str()]);
+        validation.required_spec_claims =
+            HashSet::from(["exp", "iss", "aud", "sub"].map(String::from));
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &validation)
+            .map_err(|error| reason(error.kind()))?;
+        Ok((kid.to_owned(), Claims::parse(data.claims)?))
+    }
+}
+
+/// The token of an `Authorization: Bearer` value (RFC 6750 §2.1; the scheme is
+/// case-insensitive, RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Result<&str, GuardError> {
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(GuardError::InvalidToken(InvalidReason::Malformed))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(InvalidReason::Malformed.into());
+    }
+    let token = token.trim_matches(' ');
+    // RFC 6750 §2.1 b64token: no spaces or other characters inside.
+    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if token.is_empty() || !token.chars().all(b64token) {
+        return Err(InvalidReason::Malformed.into());
+    }
+    Ok(token)
+}
+
+fn reason(kind: &ErrorKind) -> InvalidReason {
+    match kind {
+        ErrorKind::InvalidSignature => InvalidReason::Signature,
+        ErrorKind::ExpiredSignature => InvalidReason::Expired,
+        ErrorKind::ImmatureSignature => InvalidReason::NotYetValid,
+        ErrorKind::InvalidIssuer => InvalidReason::Issuer,
+        ErrorKind::InvalidAudience => InvalidReason::Audience,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => InvalidReason::Algorithm,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+            InvalidReason::Claims
+        }
+        _ => InvalidReason::Malformed,
+    }
+}
+
+fn leeway_secs(config: &GuardConfig) -> i64 {
+    i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+fn unix_now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    i64::try_from(secs).unwrap_or(i64::MAX / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_required_and_case_insensitive() {
+        assert_eq!(bearer_token("Bearer a.b.c"), Ok("a.b.c"));
+        assert_eq!(bearer_token("bearer a.b.c"), Ok("a.b.c"));
+        assert!(bearer_token("Basic a.b.c").is_err());
+        assert!(bearer_token("Bearer ").is_err());
+        assert!(bearer_token("Bearer a b").is_err());
+        assert!(bearer_token("a.b.c").is_err());
+    }
+
+    #[test]
+    fn none_and_hmac_are_refused_at_construction() {
+        for alg in ["none", "HS256", "HS384", "HS512", "XX1"] {
+            let mut config = GuardConfig::new("http://127.0.0.1:1/jwks", "https://i", "api");
+            config.algorithms = vec![alg.to_owned()];
+            assert!(
+                matches!(Guard::new(config), Err(ConfigError::Algorithm(_))),
+                "{alg}"
+            );
+        }
+    }
+}
