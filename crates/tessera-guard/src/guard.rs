@@ -32,8 +32,9 @@ struct Inner {
     jwks: JwksCache,
     /// Verified results by SHA-256 of the token (never the token itself).
     results: Cache<[u8; 32], Cached>,
-    /// `jti`s refused for `cache_ttl` after [`Guard::evict_jti`].
-    revoked: Cache<String, ()>,
+    /// Revoked `jti`s, each refused until its token has expired (or for `cache_ttl` when
+    /// the expiry is unknown).
+    revoked: Cache<String, Duration>,
 }
 
 /// A cached result and how long it may live: `min(cache_ttl, exp - now)`.
@@ -42,6 +43,14 @@ struct Cached {
     claims: Arc<Claims>,
     kid: Arc<str>,
     ttl: Duration,
+}
+
+struct RevokedFor;
+
+impl Expiry<String, Duration> for RevokedFor {
+    fn expire_after_create(&self, _: &String, ttl: &Duration, _: Instant) -> Option<Duration> {
+        Some(*ttl)
+    }
 }
 
 struct PerEntry;
@@ -72,8 +81,8 @@ impl Guard {
             .expire_after(PerEntry)
             .build();
         let revoked = Cache::builder()
-            .max_capacity(config.cache_capacity)
-            .time_to_live(config.cache_ttl.max(Duration::from_secs(1)))
+            .max_capacity(config.cache_capacity.max(1024))
+            .expire_after(RevokedFor)
             .build();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -133,10 +142,21 @@ impl Guard {
         Ok(claims)
     }
 
-    /// Refuses every token with this `jti`, cached or not, for `cache_ttl` (the
-    /// revocation feed follower calls this; revoked tokens die within their cache life).
+    /// Refuses every token with this `jti`, cached or not, for `cache_ttl`.
     pub async fn evict_jti(&self, jti: &str) {
-        self.inner.revoked.insert(jti.to_owned(), ()).await;
+        let ttl = self.inner.config.cache_ttl.max(Duration::from_secs(1));
+        self.inner.revoked.insert(jti.to_owned(), ttl).await;
+    }
+
+    /// Refuses every token with this `jti`, cached or not, until `exp` (plus the leeway) has
+    /// passed: the revocation feed follower calls this, since a revoked token's signature
+    /// stays valid until then.
+    pub async fn revoke_jti(&self, jti: &str, exp: i64) {
+        let until = exp.saturating_add(leeway_secs(&self.inner.config)) - unix_now();
+        let ttl = Duration::from_secs(u64::try_from(until).unwrap_or(0))
+            .max(self.inner.config.cache_ttl)
+            .max(Duration::from_secs(1));
+        self.inner.revoked.insert(jti.to_owned(), ttl).await;
     }
 
     async fn check_live(&self, claims: &Claims, now: i64) -> Result<(), GuardError> {

@@ -25,6 +25,7 @@ pub mod error;
 pub mod guard;
 pub mod jwks;
 pub mod layer;
+pub mod revocation_feed;
 
 pub use claims::Claims;
 pub use config::{ConfigError, GuardConfig};

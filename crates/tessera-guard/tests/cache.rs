@@ -52,3 +52,26 @@ async fn a_cached_result_does_not_outlive_exp() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_revocation_from_the_feed_lasts_until_the_token_expires_not_just_the_cache_ttl() {
+    let (key, jwk) = rsa_key();
+    let server = JwksServer::start(vec![jwk], 300).await;
+    let mut config = config(&server.url);
+    config.cache_ttl = Duration::from_millis(200);
+    let guard = Guard::new(config).unwrap();
+    let mut claims = claims();
+    claims["jti"] = json!("revoked-long");
+    claims["exp"] = json!(now() + 600);
+    let token = token(&key, &claims);
+    guard.revoke_jti("revoked-long", now() + 600).await;
+    // Well past the cache TTL (a short one here), the token is still refused.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(800) {
+        assert_eq!(
+            guard.verify(&bearer(&token)).await,
+            Err(invalid(InvalidReason::Revoked))
+        );
+        tokio::task::yield_now().await;
+    }
+}
