@@ -22,6 +22,7 @@
 pub mod claims;
 pub mod config;
 pub mod error;
+pub mod forward_auth;
 pub mod guard;
 pub mod jwks;
 pub mod layer;

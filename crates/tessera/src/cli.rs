@@ -34,12 +34,58 @@ pub enum Command {
     Janitor(JanitorArgs),
     /// Inspect and operate the signing-key schedule.
     Keys(KeysArgs),
+    /// Run the forward-auth service for NGINX auth_request, Traefik ForwardAuth and Envoy ext_authz.
+    Guard(GuardArgs),
     /// Apply pending database migrations and exit.
     Migrate(StoreOnly),
     /// Write clients, users and signing keys (sealed) as JSON to standard output.
     Export(StoreOnly),
     /// Create the clients, users and keys of an export (read from standard input) that do not exist yet.
     Import(StoreOnly),
+}
+
+/// `tessera guard`.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The issuer whose tokens are accepted (its base URL, as in the tokens' `iss`).
+    #[arg(long, env = "TESSERA_GUARD_ISSUER")]
+    pub issuer: String,
+    /// The audience this gateway protects; tokens must name it in `aud`.
+    #[arg(long, env = "TESSERA_GUARD_AUDIENCE")]
+    pub audience: String,
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_GUARD_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// JWKS URL (default: the issuer's /.well-known/jwks.json).
+    #[arg(long, env = "TESSERA_GUARD_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Accepted algorithms, comma-separated (none and HMAC are always refused).
+    #[arg(
+        long,
+        env = "TESSERA_GUARD_ALGORITHMS",
+        value_delimiter = ',',
+        default_value = "RS256"
+    )]
+    pub algorithms: Vec<String>,
+    /// Per-path scope rules: lines of `/path/prefix scope [scope...]`.
+    #[arg(long, env = "TESSERA_GUARD_RULES")]
+    pub rules: Option<PathBuf>,
+    /// How long a verified token's result is reused (never past its `exp`).
+    #[arg(long, env = "TESSERA_GUARD_CACHE_TTL", default_value = "300s", value_parser = duration)]
+    pub cache_ttl: Duration,
+    /// Minimum time between JWKS fetches caused by unknown key ids.
+    #[arg(long, env = "TESSERA_GUARD_JWKS_MIN_REFRESH", default_value = "10s", value_parser = duration)]
+    pub jwks_min_refresh: Duration,
+    /// Client id for following the issuer's revocation feed (revoked tokens refused within a second).
+    #[arg(
+        long,
+        env = "TESSERA_GUARD_FEED_CLIENT_ID",
+        requires = "feed_client_secret"
+    )]
+    pub feed_client_id: Option<String>,
+    /// Its secret.
+    #[arg(long, env = "TESSERA_GUARD_FEED_CLIENT_SECRET", hide_env_values = true)]
+    pub feed_client_secret: Option<String>,
 }
 
 /// A command that needs only the storage location.

@@ -5,6 +5,7 @@
 mod cli;
 mod client_cmd;
 mod demo;
+mod guard_cmd;
 mod janitor;
 mod keys;
 mod serve;
@@ -27,6 +28,7 @@ async fn main() -> ExitCode {
         Command::User(args) => user_cmd::run(args).await,
         Command::Janitor(args) => janitor::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Guard(args) => guard_cmd::run(args).await,
         Command::Migrate(args) => storage::migrate(&args.store).await,
         Command::Export(args) => transfer::run_export(args).await,
         Command::Import(args) => transfer::run_import(args).await,

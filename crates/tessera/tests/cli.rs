@@ -748,3 +748,145 @@ fn export_then_import_moves_clients_users_and_keys_to_another_store() {
         "not a Tessera export",
     );
 }
+
+/// A `tessera guard` process; killed on drop.
+struct GuardProcess {
+    child: Child,
+    base: String,
+}
+
+impl GuardProcess {
+    fn start(args: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("guard")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut guard = Self {
+            child,
+            base: String::new(),
+        };
+        let stderr = guard.child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        while guard.base.is_empty() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the guard started");
+            if let Some(listen) = line.split("listen=").nth(1) {
+                guard.base = format!("http://{}", listen.split_whitespace().next().unwrap());
+            }
+        }
+        guard
+    }
+}
+
+impl Drop for GuardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_guard_forward_auth_answers_with_identity_scope_rules_and_revocations() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start(dir.path());
+    let (id, secret, token_url) = printed_curl(&demo);
+    let issuer = token_url.replace("/api/v2/auth/token", "");
+    let rules = dir.path().join("rules");
+    std::fs::write(&rules, "/admin admin\n/orders read\n").unwrap();
+    let guard = GuardProcess::start(&[
+        "--issuer",
+        &issuer,
+        "--audience",
+        "urn:tessera:demo-api",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--feed-client-id",
+        &id,
+        "--feed-client-secret",
+        &secret,
+    ]);
+    let body: Value = token(&id, &secret, &token_url).await.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let verify = |path: &'static str, authorization: Option<String>| {
+        let mut request = reqwest::Client::new()
+            .get(format!("{}/verify", guard.base))
+            .header("x-original-uri", path);
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        request.send()
+    };
+    let ok = verify("/orders/42?x=1", Some(format!("Bearer {access}")))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-auth-subject"], id.as_str());
+    assert_eq!(ok.headers()["x-auth-client-id"], id.as_str());
+    assert_eq!(ok.headers()["x-auth-scope"], "read write");
+
+    let forbidden = verify("/admin/users", Some(format!("Bearer {access}")))
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    let challenge = forbidden.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("insufficient_scope") && challenge.contains("admin"),
+        "{challenge}"
+    );
+
+    let missing = verify("/orders", None).await.unwrap();
+    assert_eq!(missing.status(), 401);
+    assert!(
+        missing.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let garbage = verify("/orders", Some("Bearer not.a.token".into()))
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 401);
+    assert!(
+        garbage.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+
+    // Revoked at the issuer: refused within a second, although the guard cached it.
+    let revoked = reqwest::Client::new()
+        .post(token_url.replace("/token", "/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let at = std::time::Instant::now();
+    while verify("/orders", Some(format!("Bearer {access}")))
+        .await
+        .unwrap()
+        .status()
+        == 200
+    {
+        assert!(
+            at.elapsed() < Duration::from_secs(1),
+            "the guard still accepts a revoked token"
+        );
+        tokio::task::yield_now().await;
+    }
+}
