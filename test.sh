@@ -7,6 +7,14 @@ cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "system packages (NGINX for the gateway test)"
+if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends nginx-light >/dev/null 2>&1 || {
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light
+    }
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

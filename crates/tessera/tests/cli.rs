@@ -890,3 +890,177 @@ async fn tessera_guard_forward_auth_answers_with_identity_scope_rules_and_revoca
         tokio::task::yield_now().await;
     }
 }
+
+/// The NGINX binary, if installed (test.sh installs Debian's nginx-light).
+fn nginx_binary() -> Option<std::path::PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// A private NGINX with a generated configuration; stopped on drop.
+struct Nginx {
+    child: Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_nginx_with_auth_request_to_tessera_guard_protects_an_upstream() {
+    let Some(nginx) = nginx_binary() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and nginx is not installed"
+        );
+        eprintln!("SKIPPED: nginx is not installed (test.sh installs nginx-light)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start(dir.path());
+    let (id, secret, token_url) = printed_curl(&demo);
+    let issuer = token_url.replace("/api/v2/auth/token", "");
+    let guard = GuardProcess::start(&[
+        "--issuer",
+        &issuer,
+        "--audience",
+        "urn:tessera:demo-api",
+        "--feed-client-id",
+        &id,
+        "--feed-client-secret",
+        &secret,
+    ]);
+    // The upstream: echoes the identity the gateway forwarded.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let subject = headers
+            .get("x-auth-subject")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        format!("hello {subject}")
+    });
+    tokio::spawn(async move { axum::serve(upstream, app).await });
+
+    let port = free_port();
+    let guard_port = guard.base.rsplit(':').next().unwrap();
+    let root = dir.path().join("nginx");
+    std::fs::create_dir_all(root.join("logs")).unwrap();
+    let config = format!(
+        r#"daemon off;
+pid {root}/nginx.pid;
+error_log {root}/logs/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            auth_request /_tessera_verify;
+            auth_request_set $auth_subject $upstream_http_x_auth_subject;
+            auth_request_set $auth_challenge $upstream_http_www_authenticate;
+            add_header WWW-Authenticate $auth_challenge always;
+            proxy_set_header X-Auth-Subject $auth_subject;
+            proxy_pass http://127.0.0.1:{upstream_port};
+        }}
+        location = /_tessera_verify {{
+            internal;
+            proxy_pass http://127.0.0.1:{guard_port}/verify;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+    }}
+}}
+"#,
+        root = root.display()
+    );
+    std::fs::write(root.join("nginx.conf"), config).unwrap();
+    let child = Command::new(&nginx)
+        .arg("-p")
+        .arg(&root)
+        .arg("-c")
+        .arg(root.join("nginx.conf"))
+        .arg("-e")
+        .arg(root.join("logs/error.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _nginx = Nginx { child };
+    let gateway = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nginx did not start: {}",
+            std::fs::read_to_string(root.join("logs/error.log")).unwrap_or_default()
+        );
+        tokio::task::yield_now().await;
+    }
+
+    let body: Value = token(&id, &secret, &token_url).await.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let get = |authorization: Option<String>| {
+        let mut request = reqwest::Client::new().get(format!("{gateway}/orders"));
+        if let Some(a) = authorization {
+            request = request.header("authorization", a);
+        }
+        request.send()
+    };
+    let ok = get(Some(format!("Bearer {access}"))).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.text().await.unwrap(),
+        format!("hello {id}"),
+        "the identity reached the upstream"
+    );
+    let bad = get(Some("Bearer not.a.token".into())).await.unwrap();
+    assert_eq!(bad.status(), 401);
+    assert!(
+        bad.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    assert_eq!(get(None).await.unwrap().status(), 401);
+
+    // Revoked at the issuer: the gateway refuses it within a second, cache or not.
+    let revoked = reqwest::Client::new()
+        .post(token_url.replace("/token", "/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let at = std::time::Instant::now();
+    while get(Some(format!("Bearer {access}")))
+        .await
+        .unwrap()
+        .status()
+        == 200
+    {
+        assert!(
+            at.elapsed() < Duration::from_secs(1),
+            "NGINX still lets a revoked token through"
+        );
+        tokio::task::yield_now().await;
+    }
+}
