@@ -85,11 +85,7 @@ impl CodeStore for SqliteStore {
         // BEGIN IMMEDIATE takes the write lock up front (waiting out other writers), so the
         // conditional UPDATE below is the compare-and-set: exactly one caller flips the code
         // from unused to used, and only that caller stores the grant.
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "UPDATE authorization_codes SET used_at = ?, family_id = ? \
              WHERE code_hash = ? AND used_at IS NULL",

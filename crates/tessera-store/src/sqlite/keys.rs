@@ -83,11 +83,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn reseal(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_transaction().await?;
         for (kid, bytes) in sealed {
             let done = sqlx::query("UPDATE signing_keys SET sealed_private = ? WHERE kid = ?")
                 .bind(bytes)

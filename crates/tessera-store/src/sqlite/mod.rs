@@ -115,6 +115,18 @@ impl SqliteStore {
         crate::ports(Arc::new(self.clone()), keys, clock, random)
     }
 
+    /// A write transaction on the writer connection. `BEGIN IMMEDIATE` takes SQLite's write
+    /// lock up front (waiting out other processes' writers), so the transaction's first
+    /// conditional UPDATE is a compare-and-set no concurrent writer can interleave with.
+    async fn write_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+
     /// Closes the pools, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;

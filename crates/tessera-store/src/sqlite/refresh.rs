@@ -171,11 +171,7 @@ impl RefreshStore for SqliteStore {
         access: &IssuedAccessToken,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
              WHERE token_hash = ? AND rotated_at IS NULL AND family_id IN \
@@ -203,11 +199,7 @@ impl RefreshStore for SqliteStore {
         access: &IssuedAccessToken,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = ? \
              WHERE token_hash = ? AND rotated_at IS NULL \
@@ -240,11 +232,7 @@ impl RefreshStore for SqliteStore {
         reason: RevocationReason,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_transaction().await?;
         let done = sqlx::query(
             "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
              WHERE id = ? AND revoked_at IS NULL",
@@ -282,11 +270,7 @@ impl RefreshStore for SqliteStore {
         reason: RevocationReason,
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query(
             "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
              SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
