@@ -60,7 +60,7 @@ pub type PolicyChange = Box<dyn FnOnce(&mut Policy)>;
 /// How to start a test node.
 #[derive(Default)]
 pub struct Node<'a> {
-    /// Share this node's database (and issuer): a second node of one deployment.
+    /// Share this node's database, issuer and clock: a second node of one deployment.
     pub share: Option<&'a TestServer>,
     /// Wire an in-process validation cache and revocation follower (polling every 100 ms).
     pub cache: bool,
@@ -147,7 +147,11 @@ impl TestServer {
         let store = SqliteStore::open(&url).await.unwrap();
         let master =
             MasterKey::from_base64("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
-        let clock = Arc::new(ManualClock(AtomicI64::new(SystemClock.now().0)));
+        // Nodes of one deployment share the wall clock.
+        let clock = match node.share {
+            Some(other) => other.clock.clone(),
+            None => Arc::new(ManualClock(AtomicI64::new(SystemClock.now().0))),
+        };
         let key_policy = node.key_policy.unwrap_or(KeyPolicy {
             rotation_interval: std::time::Duration::from_secs(30 * 86_400),
             publish_ahead: std::time::Duration::from_secs(600),
