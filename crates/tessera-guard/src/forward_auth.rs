@@ -1,19 +1,34 @@
 //! The forward-auth service: one endpoint a gateway asks before passing a request on.
 //!
-//! NGINX `auth_request`, Traefik `ForwardAuth` and Envoy `ext_authz` (HTTP) all send the
-//! original request's headers to `/verify` and pass the request on when it answers 2xx. The
-//! answer carries the caller's identity in `X-Auth-Subject`, `X-Auth-Client-Id`,
-//! `X-Auth-Scope` and `X-Auth-Roles` for the upstream; a refusal is 401 or 403 with the
-//! RFC 6750 `WWW-Authenticate` challenge, which the gateway relays.
+//! NGINX `auth_request`, Traefik `ForwardAuth` and Envoy `ext_authz` (HTTP) all ask it about
+//! the original request and pass the request on when it answers 2xx. The answer carries the
+//! caller's identity in `X-Auth-Subject`, `X-Auth-Client-Id`, `X-Auth-Scope` and
+//! `X-Auth-Roles` for the upstream; a refusal is 401 or 403 with the RFC 6750
+//! `WWW-Authenticate` challenge, which the gateway relays.
 //!
 //! Per-path scope requirements come from a small rules file: one rule per line, a path
 //! prefix followed by the scopes it requires (all of them); the longest matching prefix
-//! wins; `#` starts a comment. The path is taken from `X-Original-URI` (NGINX),
-//! `X-Forwarded-Uri` (Traefik) or `X-Envoy-Original-Path`, query string removed.
+//! wins; `#` starts a comment.
+//!
+//! Where the original path comes from, in this order (query string removed):
+//!
+//! 1. The request path after `/verify`, when the gateway called `/verify/<original path>`:
+//!    Envoy's `ext_authz` with `path_prefix: /verify` does (`/verify/orders/42?x=1` is
+//!    `/orders/42`). The gateway builds this from the request line itself, so no header a
+//!    client sends can change it; headers are then ignored.
+//! 2. Otherwise `X-Original-URI` (NGINX) and `X-Forwarded-Uri` (Traefik), every value of
+//!    both: the scopes of each path named are required. A gateway sets its own header but
+//!    may pass the other one through from the client (Traefik copies all client headers),
+//!    so a forged header can only add requirements, never lift them.
+//! 3. Otherwise `X-Envoy-Original-Path`.
+//!
+//! When rules are configured, a request that names no path, or a path that is not readable
+//! text starting with `/`, is refused with 400: without the path the rules cannot be
+//! applied, and applying none would let everything through.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
@@ -56,6 +71,11 @@ impl ScopeRules {
         Ok(Self { rules })
     }
 
+    /// Whether there are no rules (then the original path does not matter).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// The scopes required for `path` (none when no rule matches).
     pub fn required(&self, path: &str) -> &[String] {
         self.rules
@@ -71,24 +91,86 @@ struct Service {
     rules: ScopeRules,
 }
 
-/// The forward-auth router: `/verify` (any method) and `/healthz`.
+/// The path of the verify endpoint; Envoy's `path_prefix` is this.
+const VERIFY: &str = "/verify";
+
+/// The headers that carry the original request URI, from the most to the least trusted group.
+const PATH_HEADERS: [&[&str]; 2] = [
+    &["x-original-uri", "x-forwarded-uri"],
+    &["x-envoy-original-path"],
+];
+
+/// The forward-auth router: `/verify` and `/verify/{*path}` (any method) and `/healthz`.
 pub fn router(guard: Guard, rules: ScopeRules) -> Router {
     Router::new()
-        .route("/verify", any(verify))
+        .route(VERIFY, any(verify))
+        // Envoy ext_authz (HTTP) calls `path_prefix` + the original path; `/verify/` is `/`.
+        .route("/verify/", any(verify))
+        .route("/verify/{*path}", any(verify))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Service { guard, rules })
 }
 
-/// The original request's path, from the header the gateway in front put it in.
-fn original_path(headers: &HeaderMap) -> String {
-    ["x-original-uri", "x-forwarded-uri", "x-envoy-original-path"]
-        .iter()
-        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
-        .map(|uri| uri.split('?').next().unwrap_or_default().to_owned())
-        .unwrap_or_default()
+/// A path header that is present but cannot be used (not text, or not starting with `/`).
+#[derive(Debug, PartialEq, Eq)]
+struct UnreadablePath;
+
+/// The original request's paths, query strings removed (see the module docs for the order).
+///
+/// Empty when the request names none; more than one when a gateway passed a client's header
+/// through next to its own.
+fn original_paths<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+) -> Result<Vec<&'a str>, UnreadablePath> {
+    if let Some(path) = uri
+        .path()
+        .strip_prefix(VERIFY)
+        .filter(|path| path.starts_with('/'))
+    {
+        return Ok(vec![path]);
+    }
+    for group in PATH_HEADERS {
+        let mut paths = Vec::new();
+        for name in group {
+            for value in headers.get_all(*name) {
+                let path = value
+                    .to_str()
+                    .ok()
+                    .map(|uri| uri.split('?').next().unwrap_or_default())
+                    .filter(|path| path.starts_with('/'))
+                    .ok_or(UnreadablePath)?;
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        if !paths.is_empty() {
+            return Ok(paths);
+        }
+    }
+    Ok(Vec::new())
 }
 
-async fn verify(State(service): State<Service>, headers: HeaderMap) -> Response {
+async fn verify(State(service): State<Service>, uri: Uri, headers: HeaderMap) -> Response {
+    let paths = if service.rules.is_empty() {
+        Vec::new()
+    } else {
+        match original_paths(&uri, &headers) {
+            Ok(paths) if !paths.is_empty() => paths,
+            Ok(_) => {
+                tracing::warn!(
+                    "forward auth: no original path (X-Original-URI, X-Forwarded-Uri or \
+                     /verify/<path>); scope rules cannot be applied, refusing"
+                );
+                return bad_request();
+            }
+            Err(UnreadablePath) => {
+                tracing::warn!("forward auth: unreadable original path header; refusing");
+                return bad_request();
+            }
+        }
+    };
     // RFC 6750 §2.1: the header only; a repeated header is refused, not guessed at.
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (first, second) = (values.next(), values.next());
@@ -103,9 +185,11 @@ async fn verify(State(service): State<Service>, headers: HeaderMap) -> Response 
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    for scope in service.rules.required(&original_path(&headers)) {
-        if let Err(e) = claims.require_scope(scope) {
-            return refuse(e);
+    for path in paths {
+        for scope in service.rules.required(path) {
+            if let Err(e) = claims.require_scope(scope) {
+                return refuse(e);
+            }
         }
     }
     let roles = claims
@@ -127,9 +211,9 @@ async fn verify(State(service): State<Service>, headers: HeaderMap) -> Response 
         ("x-auth-scope", claims.scope.as_deref().unwrap_or_default()),
         ("x-auth-roles", roles.as_str()),
     ] {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            out.insert(name, v);
-        }
+        // Always set, empty if unrepresentable: the gateway then overwrites a client's forgery.
+        let value = HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""));
+        out.insert(name, value);
     }
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -137,6 +221,15 @@ async fn verify(State(service): State<Service>, headers: HeaderMap) -> Response 
 
 fn refuse(error: GuardError) -> Response {
     error.into_response()
+}
+
+/// The gateway's question is not answerable: no usable original path while rules exist.
+fn bad_request() -> Response {
+    let mut response = StatusCode::BAD_REQUEST.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]
@@ -156,5 +249,65 @@ mod tests {
             Err(RulesError { line: 1 })
         );
         assert_eq!(ScopeRules::parse("/a\n/b"), Err(RulesError { line: 1 }));
+    }
+
+    fn paths(uri: &str, headers: &[(&'static str, &[u8])]) -> Result<Vec<String>, UnreadablePath> {
+        let uri: Uri = uri.parse().unwrap();
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        original_paths(&uri, &map).map(|p| p.into_iter().map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn the_path_after_verify_wins_over_every_header() {
+        let spoofed = [
+            ("x-original-uri", &b"/public"[..]),
+            ("x-forwarded-uri", b"/public"),
+        ];
+        assert_eq!(
+            paths("/verify/admin/x?next=/public", &spoofed),
+            Ok(vec!["/admin/x".into()])
+        );
+        assert_eq!(paths("/verify/", &spoofed), Ok(vec!["/".into()]));
+        // `/verifyx` is not `/verify/…`.
+        assert_eq!(paths("/verifyx", &spoofed), Ok(vec!["/public".into()]));
+    }
+
+    #[test]
+    fn every_gateway_header_counts_and_envoys_header_is_the_last_resort() {
+        let both = [
+            ("x-original-uri", &b"/orders?x=1"[..]),
+            ("x-forwarded-uri", b"/admin"),
+        ];
+        assert_eq!(
+            paths("/verify", &both),
+            Ok(vec!["/orders".into(), "/admin".into()])
+        );
+        let repeated = [
+            ("x-forwarded-uri", &b"/a"[..]),
+            ("x-forwarded-uri", b"/a?b"),
+        ];
+        assert_eq!(paths("/verify", &repeated), Ok(vec!["/a".into()]));
+        let envoy = [
+            ("x-envoy-original-path", &b"/e"[..]),
+            ("x-forwarded-uri", b"/f"),
+        ];
+        assert_eq!(paths("/verify", &envoy), Ok(vec!["/f".into()]));
+        assert_eq!(paths("/verify", &envoy[..1]), Ok(vec!["/e".into()]));
+        assert_eq!(paths("/verify", &[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn an_unreadable_path_header_is_not_skipped() {
+        // Skipping it would let a second, client-supplied header decide.
+        let binary = [
+            ("x-original-uri", &b"/admin/\xff"[..]),
+            ("x-forwarded-uri", b"/public"),
+        ];
+        assert_eq!(paths("/verify", &binary), Err(UnreadablePath));
+        let absolute = [("x-original-uri", &b"http://h/admin"[..])];
+        assert_eq!(paths("/verify", &absolute), Err(UnreadablePath));
     }
 }
