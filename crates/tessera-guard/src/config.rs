@@ -34,8 +34,41 @@ pub struct GuardConfig {
     /// How long past its expiry the last good JWKS is still used while refreshes fail
     /// (default 1 h); after that, verification fails closed.
     pub stale_limit: Duration,
-    /// Timeout of one JWKS fetch (default 5 s).
+    /// Timeout of one JWKS fetch, discovery or introspection request (default 5 s).
     pub fetch_timeout: Duration,
+    /// Introspection mode: check each token online at the issuer (RFC 7662) instead of
+    /// against the JWKS; results are cached under the same rules. `None` (the default)
+    /// verifies locally.
+    pub introspection: Option<IntrospectionConfig>,
+    /// Accept the token from the `access_token` query parameter (RFC 6750 §2.3) when no
+    /// `Authorization` header carries one. Off by default: URLs end up in logs and
+    /// `Referer` headers (RFC 6750 §5.3).
+    pub allow_query_token: bool,
+    /// Accept the token from an `application/x-www-form-urlencoded` body's `access_token`
+    /// (RFC 6750 §2.2, not for GET). Off by default; the tower layer only (a gateway does
+    /// not send the body to the forward-auth service).
+    pub allow_form_token: bool,
+}
+
+/// Where and as whom the guard introspects tokens in introspection mode.
+#[derive(Clone)]
+pub struct IntrospectionConfig {
+    /// The issuer's introspection endpoint (RFC 7662 §2).
+    pub endpoint: String,
+    /// A confidential client registered at the issuer, allowed to introspect.
+    pub client_id: String,
+    /// Its secret, sent with HTTP Basic authentication (RFC 6749 §2.3.1).
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for IntrospectionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret is never printed.
+        f.debug_struct("IntrospectionConfig")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GuardConfig {
@@ -59,7 +92,28 @@ impl GuardConfig {
             jwks_max_age_ceiling: Duration::from_secs(3600),
             stale_limit: Duration::from_secs(3600),
             fetch_timeout: Duration::from_secs(5),
+            introspection: None,
+            allow_query_token: false,
+            allow_form_token: false,
         }
+    }
+
+    /// A configuration for introspection mode: each new token is checked at `endpoint`
+    /// (RFC 7662) as `client_id`; no JWKS is fetched.
+    pub fn introspecting(
+        endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
+        let mut config = Self::new("", issuer, audience);
+        config.introspection = Some(IntrospectionConfig {
+            endpoint: endpoint.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        });
+        config
     }
 
     /// The allowlist parsed, refusing `none`, every HMAC algorithm and unknown names.
@@ -99,7 +153,18 @@ impl GuardConfig {
         if self.jwks_max_age_floor > self.jwks_max_age_ceiling {
             return Err(ConfigError::MaxAgeBounds);
         }
-        reqwest::Url::parse(&self.jwks_url).map_err(|_| ConfigError::JwksUrl)?;
+        match &self.introspection {
+            Some(introspection) => {
+                reqwest::Url::parse(&introspection.endpoint)
+                    .map_err(|_| ConfigError::IntrospectionUrl)?;
+                if introspection.client_id.is_empty() {
+                    return Err(ConfigError::Missing("introspection client_id"));
+                }
+            }
+            None => {
+                reqwest::Url::parse(&self.jwks_url).map_err(|_| ConfigError::JwksUrl)?;
+            }
+        }
         self.allowed_algorithms()
     }
 }
@@ -120,6 +185,9 @@ pub enum ConfigError {
     /// The JWKS URL does not parse.
     #[error("the JWKS URL is not a valid URL")]
     JwksUrl,
+    /// The introspection endpoint does not parse.
+    #[error("the introspection endpoint is not a valid URL")]
+    IntrospectionUrl,
     /// The max-age floor is above the ceiling.
     #[error("jwks_max_age_floor must not exceed jwks_max_age_ceiling")]
     MaxAgeBounds,

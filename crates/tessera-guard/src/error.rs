@@ -27,6 +27,14 @@ pub enum GuardError {
     /// good one is past the stale limit. The guard fails closed.
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// Introspection mode: the issuer could not be asked (unreachable, an error answer, or
+    /// it refused the guard's own client credentials). The guard fails closed.
+    #[error("introspection unavailable")]
+    IssuerUnavailable,
+    /// The request carries the token in more than one way, or a malformed
+    /// `access_token` parameter (RFC 6750 §2, §3.1 `invalid_request`).
+    #[error("invalid request")]
+    InvalidRequest,
 }
 
 /// Which check an invalid token failed (for logs and tests, never sent to the client).
@@ -69,6 +77,9 @@ pub enum InvalidReason {
     /// The token's `jti` was revoked.
     #[error("revoked")]
     Revoked,
+    /// Introspection mode: the issuer says the token is not active.
+    #[error("inactive")]
+    Inactive,
 }
 
 impl From<InvalidReason> for GuardError {
@@ -83,8 +94,9 @@ impl GuardError {
         match self {
             Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
             // The token may well be good; we cannot tell, so we refuse without blaming it.
-            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable | Self::IssuerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -103,7 +115,11 @@ impl GuardError {
                  scope=\"{}\"",
                 quoted(scope)
             )),
-            Self::KeysUnavailable => None,
+            Self::InvalidRequest => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_request\", \
+                 error_description=\"The request is malformed\""
+            )),
+            Self::KeysUnavailable | Self::IssuerUnavailable => None,
         }
     }
 }
@@ -122,6 +138,7 @@ impl IntoResponse for GuardError {
         match &self {
             Self::InvalidToken(reason) => tracing::debug!(%reason, "bearer token refused"),
             Self::KeysUnavailable => tracing::warn!("JWKS unavailable; failing closed"),
+            Self::IssuerUnavailable => tracing::warn!("introspection unavailable; failing closed"),
             _ => {}
         }
         let mut response = self.status().into_response();

@@ -1,9 +1,11 @@
 //! Verification of one bearer token (RFC 9068 §4, RFC 8725) and the validation cache.
 //!
-//! Order of checks: the cache (by SHA-256 of the token, `exp` and revocation re-checked on
-//! each hit), then the header (`alg` allowlisted, `typ`, `kid`, no `crit`), then the key
-//! (from the JWKS only, its `alg` equal to the header's), then signature and registered
-//! claims through `jsonwebtoken`, then strict typing of the claims we rely on.
+//! Order of checks: the cache (by SHA-256 of the token, `exp`, revocation and the key's
+//! publication re-checked on each hit), then the header (`alg` allowlisted, `typ`, `kid`,
+//! no `crit`), then the key (from the JWKS only, its `alg` equal to the header's), then
+//! signature and registered claims through `jsonwebtoken`, then strict typing of the claims
+//! we rely on. In introspection mode the issuer's RFC 7662 answer replaces the header, key
+//! and signature checks; `iss`, `aud`, `nbf`, `exp` and the cache rules are the same.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::claims::Claims;
 use crate::config::{ConfigError, GuardConfig};
 use crate::error::{GuardError, InvalidReason};
+use crate::introspection::Introspector;
 use crate::jwks::JwksCache;
 
 /// A token validator for one issuer and audience; cheap to clone (shared state inside).
@@ -29,7 +32,9 @@ pub struct Guard {
 struct Inner {
     config: GuardConfig,
     algorithms: Vec<Algorithm>,
-    jwks: JwksCache,
+    jwks: Arc<JwksCache>,
+    /// Set in introspection mode.
+    introspector: Option<Introspector>,
     /// Verified results by SHA-256 of the token (never the token itself).
     results: Cache<[u8; 32], Cached>,
     /// Revoked `jti`s, each refused until its token has expired (or for `cache_ttl` when
@@ -41,7 +46,8 @@ struct Inner {
 #[derive(Clone)]
 struct Cached {
     claims: Arc<Claims>,
-    kid: Arc<str>,
+    /// The key that verified it (`None` in introspection mode).
+    kid: Option<Arc<str>>,
     ttl: Duration,
 }
 
@@ -75,7 +81,11 @@ impl Guard {
     /// issuer or audience). Fetches nothing until the first verification.
     pub fn new(config: GuardConfig) -> Result<Self, ConfigError> {
         let algorithms = config.check()?;
-        let jwks = JwksCache::new(&config)?;
+        let jwks = Arc::new(JwksCache::new(&config)?);
+        let introspector = match &config.introspection {
+            Some(introspection) => Some(Introspector::new(&config, introspection)?),
+            None => None,
+        };
         let results = Cache::builder()
             .max_capacity(config.cache_capacity)
             .expire_after(PerEntry)
@@ -89,17 +99,32 @@ impl Guard {
                 config,
                 algorithms,
                 jwks,
+                introspector,
                 results,
                 revoked,
             }),
         })
     }
 
+    /// Builds a guard for tokens of `issuer` with `audience`, finding the JWKS through the
+    /// issuer's metadata (RFC 8414, OpenID Connect discovery as fallback) with the other
+    /// settings at their defaults. Use [`crate::discovery::discover`] to adjust them.
+    pub async fn from_issuer(issuer: &str, audience: &str) -> Result<Self, crate::BuildError> {
+        let defaults = GuardConfig::new("", issuer, audience);
+        let metadata = crate::discovery::discover(issuer, defaults.fetch_timeout).await?;
+        Ok(Self::new(metadata.guard_config(audience))?)
+    }
+
+    /// The configuration the guard runs with.
+    pub fn config(&self) -> &GuardConfig {
+        &self.inner.config
+    }
+
     /// Verifies the value of an `Authorization` header (`Bearer <token>`, RFC 6750 §2.1)
     /// and returns the token's claims. Scope requirements are the caller's to check.
     pub async fn verify(&self, authorization: &str) -> Result<Claims, GuardError> {
-        let token = bearer_token(authorization)?;
-        self.verify_token(token).await
+        let token = crate::credential::header_token(authorization)?;
+        self.verify_token(&token).await
     }
 
     /// Verifies a bare compact JWT and returns its claims.
@@ -116,9 +141,20 @@ impl Guard {
             // The entry never outlives `exp`, but leeway and clock steps make re-checking
             // cheap insurance; revocation may have happened after it was cached.
             self.check_live(&hit.claims, now).await?;
-            if !self.inner.jwks.publishes(&hit.kid) {
-                self.inner.results.invalidate(&hash).await;
-                return Err(InvalidReason::UnknownKey.into());
+            if let Some(kid) = &hit.kid {
+                match self.inner.jwks.still_publishes(kid) {
+                    Ok(expired) => {
+                        if expired {
+                            self.inner.jwks.refresh_in_background();
+                        }
+                    }
+                    Err(error) => {
+                        if matches!(error, GuardError::InvalidToken(_)) {
+                            self.inner.results.invalidate(&hash).await;
+                        }
+                        return Err(error);
+                    }
+                }
             }
             return Ok(hit.claims);
         }
@@ -134,7 +170,7 @@ impl Guard {
         if !ttl.is_zero() {
             let cached = Cached {
                 claims: claims.clone(),
-                kid: kid.into(),
+                kid: kid.map(Arc::from),
                 ttl,
             };
             self.inner.results.insert(hash, cached).await;
@@ -169,7 +205,13 @@ impl Guard {
         Ok(())
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<(String, Claims), GuardError> {
+    /// Verifies a token not in the cache; returns the `kid` that verified it (JWT mode).
+    async fn verify_uncached(&self, token: &str) -> Result<(Option<String>, Claims), GuardError> {
+        if let Some(introspector) = &self.inner.introspector {
+            let claims = introspector.introspect(token).await?;
+            self.check_introspected(&claims)?;
+            return Ok((None, claims));
+        }
         let config = &self.inner.config;
         // An unknown `alg` (including `none`) fails to parse here.
         let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidReason::Malformed)?;
@@ -201,26 +243,27 @@ impl Guard {
             HashSet::from(["exp", "iss", "aud", "sub"].map(String::from));
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &validation)
             .map_err(|error| reason(error.kind()))?;
-        Ok((kid.to_owned(), Claims::parse(data.claims)?))
+        Ok((Some(kid.to_owned()), Claims::parse(data.claims)?))
     }
-}
 
-/// The token of an `Authorization: Bearer` value (RFC 6750 §2.1; the scheme is
-/// case-insensitive, RFC 9110 §11.1).
-fn bearer_token(value: &str) -> Result<&str, GuardError> {
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(GuardError::InvalidToken(InvalidReason::Malformed))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(InvalidReason::Malformed.into());
+    /// The registered-claim checks `jsonwebtoken` does in JWT mode, for an introspection
+    /// answer (`exp` is checked by the caller in both modes).
+    fn check_introspected(&self, claims: &Claims) -> Result<(), GuardError> {
+        let config = &self.inner.config;
+        if claims.iss != config.issuer {
+            return Err(InvalidReason::Issuer.into());
+        }
+        if !claims.aud.contains(&config.audience) {
+            return Err(InvalidReason::Audience.into());
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > unix_now() + leeway_secs(config))
+        {
+            return Err(InvalidReason::NotYetValid.into());
+        }
+        Ok(())
     }
-    let token = token.trim_matches(' ');
-    // RFC 6750 §2.1 b64token: no spaces or other characters inside.
-    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if token.is_empty() || !token.chars().all(b64token) {
-        return Err(InvalidReason::Malformed.into());
-    }
-    Ok(token)
 }
 
 fn reason(kind: &ErrorKind) -> InvalidReason {
@@ -242,7 +285,7 @@ fn leeway_secs(config: &GuardConfig) -> i64 {
     i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -253,16 +296,6 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_scheme_is_required_and_case_insensitive() {
-        assert_eq!(bearer_token("Bearer a.b.c"), Ok("a.b.c"));
-        assert_eq!(bearer_token("bearer a.b.c"), Ok("a.b.c"));
-        assert!(bearer_token("Basic a.b.c").is_err());
-        assert!(bearer_token("Bearer ").is_err());
-        assert!(bearer_token("Bearer a b").is_err());
-        assert!(bearer_token("a.b.c").is_err());
-    }
 
     #[test]
     fn none_and_hmac_are_refused_at_construction() {

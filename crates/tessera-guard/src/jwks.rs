@@ -10,6 +10,7 @@
 //!   never looked at (RFC 8725 §3.10).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,8 @@ pub(crate) struct JwksCache {
     current: RwLock<Option<Arc<KeySet>>>,
     /// Held while fetching (single flight); holds the time of the last fetch attempt.
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
+    /// Whether a background refresh is under way.
+    refreshing: AtomicBool,
 }
 
 impl JwksCache {
@@ -64,6 +67,7 @@ impl JwksCache {
             stale_limit: config.stale_limit,
             current: RwLock::new(None),
             last_attempt: tokio::sync::Mutex::new(None),
+            refreshing: AtomicBool::new(false),
         })
     }
 
@@ -89,11 +93,38 @@ impl JwksCache {
             .ok_or(GuardError::InvalidToken(InvalidReason::UnknownKey))
     }
 
-    /// Whether the last fetched set (fresh or stale) still publishes `kid`; no fetch.
-    /// A cached result of a key the issuer withdrew is not served.
-    pub(crate) fn publishes(&self, kid: &str) -> bool {
-        self.snapshot()
-            .is_some_and(|set| set.keys.contains_key(kid))
+    /// Whether a result verified with `kid` may still be served, without fetching: the last
+    /// set must still publish `kid` (a withdrawn key's results are not served) and be
+    /// within the stale limit (past it, cached results fail closed like everything else).
+    /// `Ok(true)` means the set is past its max-age and should be refreshed.
+    pub(crate) fn still_publishes(&self, kid: &str) -> Result<bool, GuardError> {
+        let set = self.snapshot().ok_or(GuardError::KeysUnavailable)?;
+        let now = Instant::now();
+        if now > set.expires_at + self.stale_limit {
+            return Err(GuardError::KeysUnavailable);
+        }
+        if !set.keys.contains_key(kid) {
+            return Err(InvalidReason::UnknownKey.into());
+        }
+        Ok(now >= set.expires_at)
+    }
+
+    /// Refreshes an expired set in the background, one refresh at a time, so a guard
+    /// serving only cache hits still follows the issuer's key changes.
+    pub(crate) fn refresh_in_background(self: &Arc<Self>) {
+        if self
+            .refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let seen = this.snapshot();
+            this.refresh(seen).await;
+            this.refreshing.store(false, Ordering::Release);
+        });
     }
 
     fn snapshot(&self) -> Option<Arc<KeySet>> {

@@ -1,22 +1,25 @@
 //! Tower middleware and axum extractor: the guard at a Rust service's ingress.
 //!
-//! [`GuardLayer`] takes the token from the `Authorization: Bearer` header only (RFC 6750
-//! §2.1; query and form tokens are never looked at), verifies it, and puts [`Claims`] in
-//! the request extensions. [`require_scope`] adds a per-route scope check, answered with
+//! [`GuardLayer`] takes the token from the `Authorization: Bearer` header (RFC 6750 §2.1;
+//! query and form tokens only when the configuration enables them, see [`credential`]),
+//! verifies it, and puts [`Claims`] in the request extensions. [`require_scope`] adds a per-route scope check, answered with
 //! `403 insufficient_scope` (RFC 6750 §3.1). Refusals are built by [`GuardError`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::http::Method;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use crate::claims::Claims;
-use crate::error::{GuardError, InvalidReason};
+use crate::config::GuardConfig;
+use crate::credential;
+use crate::error::GuardError;
 use crate::guard::Guard;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -65,15 +68,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         // The clone that was driven to readiness handles this request (tower's contract).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
-        let authorization = authorization(&request);
         Box::pin(async move {
-            let verdict = match authorization {
-                Ok(value) => guard.verify(&value).await,
+            let (mut request, token) = match credential(guard.config(), request).await {
+                Ok(found) => found,
+                Err(error) => return Ok(error.into_response()),
+            };
+            let verdict = match token {
+                Ok(token) => guard.verify_token(&token).await,
                 Err(error) => Err(error),
             };
             match verdict {
@@ -87,19 +93,29 @@ where
     }
 }
 
-/// The one `Authorization` value of the request.
-fn authorization(request: &Request) -> Result<String, GuardError> {
-    let mut values = request.headers().get_all(AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        // Two credentials are ambiguous: refuse rather than pick one (RFC 6750 §2).
-        return Err(if request.headers().contains_key(AUTHORIZATION) {
-            InvalidReason::Malformed.into()
-        } else {
-            GuardError::MissingToken
-        });
-    };
-    let value = value.to_str().map_err(|_| InvalidReason::Malformed)?;
-    Ok(value.to_owned())
+/// Largest form body read for an `access_token` member (when form tokens are enabled).
+const FORM_LIMIT: usize = 64 * 1024;
+
+/// The request (its body restored if it was read) and its bearer token.
+async fn credential(
+    config: &GuardConfig,
+    request: Request,
+) -> Result<(Request, Result<String, GuardError>), GuardError> {
+    let read_form = config.allow_form_token
+        && request.method() != Method::GET
+        && request.method() != Method::HEAD
+        && credential::is_form(request.headers());
+    if !read_form {
+        let token =
+            credential::bearer_token(config, request.headers(), request.uri().query(), None);
+        return Ok((request, token));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| GuardError::InvalidRequest)?;
+    let token = credential::bearer_token(config, &parts.headers, parts.uri.query(), Some(&bytes));
+    Ok((Request::from_parts(parts, Body::from(bytes)), token))
 }
 
 /// The verified claims, as put in the extensions by [`GuardLayer`].

@@ -122,13 +122,14 @@ async fn poll(
     after: i64,
     wait: Duration,
 ) -> Result<Page, FeedError> {
+    let (id, secret) = crate::basic_credentials(&config.client_id, &config.client_secret);
     let response = client
         .get(format!(
             "{}?after={after}&wait={}",
             config.url,
             wait.as_secs()
         ))
-        .basic_auth(&config.client_id, Some(&config.client_secret))
+        .basic_auth(id, Some(secret))
         .timeout(wait + Duration::from_secs(10))
         .send()
         .await

@@ -118,8 +118,54 @@ async fn with_the_server_down_keys_serve_until_stale_then_fail_closed() {
         Err(GuardError::KeysUnavailable),
         "stays closed"
     );
-    // The result cached before the outage needs no key: it lives its cache life.
+    // Past the stale limit, a result cached before the outage fails closed too: the guard
+    // can no longer tell whether its key was withdrawn (say, after a compromise).
+    assert_eq!(
+        guard.verify(&bearer(&cached)).await,
+        Err(GuardError::KeysUnavailable)
+    );
+}
+
+#[tokio::test]
+async fn with_the_server_down_cached_results_keep_passing_until_stale() {
+    let (key, jwk) = rsa_key();
+    let mut server = JwksServer::start(vec![jwk], 1).await;
+    let mut config = config(&server.url);
+    config.jwks_max_age_floor = Duration::from_millis(100);
+    config.jwks_max_age_ceiling = Duration::from_millis(100);
+    config.stale_limit = Duration::from_secs(3600);
+    config.jwks_min_refresh = Duration::from_millis(50);
+    let guard = Guard::new(config).unwrap();
+    let cached = token(&key, &claims());
     assert!(guard.verify(&bearer(&cached)).await.is_ok());
+    server.shut_down().await;
+    // Hits past max-age try to refresh in the background and fail; within the stale
+    // limit the cached result still stands.
+    for _ in 0..20 {
+        assert!(guard.verify(&bearer(&cached)).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn cache_hits_alone_keep_the_key_set_fresh() {
+    let (key, jwk) = rsa_key();
+    let server = JwksServer::start(vec![jwk], 1).await;
+    let mut config = config(&server.url);
+    config.jwks_max_age_floor = Duration::from_millis(100);
+    config.jwks_max_age_ceiling = Duration::from_millis(100);
+    // No unknown kid ever arrives: only max-age can bring news of the withdrawal.
+    config.jwks_min_refresh = Duration::from_secs(3600);
+    let guard = Guard::new(config).unwrap();
+    let cached = token(&key, &claims());
+    assert!(guard.verify(&bearer(&cached)).await.is_ok());
+    server.withdraw_all();
+    // Every request is a cache hit; the refresh they trigger learns the key is gone.
+    eventually(Duration::from_secs(10), || async {
+        guard.verify(&bearer(&cached)).await == Err(invalid(InvalidReason::UnknownKey))
+    })
+    .await;
+    assert!(server.fetches() >= 2);
 }
 
 #[tokio::test]

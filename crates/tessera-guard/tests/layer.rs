@@ -119,8 +119,79 @@ async fn two_authorization_headers_are_refused() {
         .body(Body::empty())
         .unwrap();
     let response = app(guard(&server.url)).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(challenge(&response).contains("error=\"invalid_token\""));
+    // RFC 6750 §3.1: a repeated credential is a malformed request, not a bad token.
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(challenge(&response).contains("error=\"invalid_request\""));
+    assert_eq!(server.fetches(), 0, "nothing was verified");
+}
+
+fn guard_allowing(url: &str, query: bool, form: bool) -> tessera_guard::Guard {
+    let mut config = config(url);
+    config.allow_query_token = query;
+    config.allow_form_token = form;
+    tessera_guard::Guard::new(config).unwrap()
+}
+
+#[tokio::test]
+async fn a_query_token_is_accepted_when_enabled() {
+    let (key, jwk) = rsa_key();
+    let server = JwksServer::start(vec![jwk], 300).await;
+    let uri = format!("/me?x=1&access_token={}", token(&key, &claims()));
+    let request = Request::get(uri).body(Body::empty()).unwrap();
+    let response = app(guard_allowing(&server.url, true, false))
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, "user-42");
+}
+
+#[tokio::test]
+async fn a_form_token_is_accepted_when_enabled_and_the_body_still_reaches_the_handler() {
+    let (key, jwk) = rsa_key();
+    let server = JwksServer::start(vec![jwk], 300).await;
+    let app = Router::new()
+        .route(
+            "/echo",
+            axum::routing::post(|claims: Claims, form: String| async move {
+                format!("{} sent {form}", claims.sub)
+            }),
+        )
+        .layer(GuardLayer::new(guard_allowing(&server.url, false, true)));
+    let form = format!("access_token={}&item=42", token(&key, &claims()));
+    let request = Request::post("/echo")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.clone()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, format!("user-42 sent {form}"));
+    // Not from a JSON body, and not on GET (RFC 6750 §2.2).
+    let json = Request::post("/echo")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(form.clone()))
+        .unwrap();
+    assert_eq!(
+        app.oneshot(json).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_token_sent_two_ways_is_an_invalid_request() {
+    let (key, jwk) = rsa_key();
+    let server = JwksServer::start(vec![jwk], 300).await;
+    let token = token(&key, &claims());
+    let request = Request::get(format!("/me?access_token={token}"))
+        .header(header::AUTHORIZATION, bearer(&token))
+        .body(Body::empty())
+        .unwrap();
+    let response = app(guard_allowing(&server.url, true, true))
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(challenge(&response).contains("error=\"invalid_request\""));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use tessera_core::refresh_family::RefreshStore;
 use tessera_core::revocation::{RevocationList, RevocationReason};
 use tessera_core::secret::SecretHash;
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+use common::VERIFIER;
 const DAY: i64 = 86_400;
 
 /// Status and JSON body of a token-endpoint call.
@@ -30,16 +30,7 @@ async fn token(server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
 
 /// Signs alice in for `spa` and redeems the code: the first token response of a family.
 async fn sign_in(server: &TestServer, scope: &str) -> Value {
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
-    let url = server.url(&format!(
-        "/api/v2/auth/authorize?response_type=code&client_id=spa&redirect_uri={}\
-         &scope={scope}&code_challenge={challenge}&code_challenge_method=S256",
-        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
-    ));
-    let code = query_of(&browser_login(&url, "alice", PASSWORD).await)["code"].clone();
-    let (status, body) = redeem(server, &code).await;
-    assert_eq!(status, 200, "{body}");
-    body
+    common::spa_tokens(server, scope).await
 }
 
 async fn redeem(server: &TestServer, code: &str) -> (u16, Value) {

@@ -4,38 +4,15 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{PASSWORD, REDIRECT, SECRET, TestServer, browser_login, http, query_of};
+use common::{SECRET, TestServer, http};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tessera_core::refresh_family::RefreshStore;
 use tessera_core::revocation::{RevocationList, RevocationReason};
 use tessera_core::secret::SecretHash;
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
 /// A token response for alice through `spa` (with a refresh token).
 async fn user_tokens(server: &TestServer) -> Value {
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER));
-    let url = server.url(&format!(
-        "/api/v2/auth/authorize?response_type=code&client_id=spa&redirect_uri={}\
-         &code_challenge={challenge}&code_challenge_method=S256",
-        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
-    ));
-    let code = query_of(&browser_login(&url, "alice", PASSWORD).await)["code"].clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", "spa"),
-        ("code", code.as_str()),
-        ("code_verifier", VERIFIER),
-        ("redirect_uri", REDIRECT),
-    ];
-    let r = http()
-        .post(server.url("/api/v2/auth/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    r.json().await.unwrap()
+    common::spa_tokens(server, "").await
 }
 
 /// Calls the revocation endpoint as `client` (`spa` is public, the others use Basic).

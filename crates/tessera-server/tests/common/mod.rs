@@ -368,3 +368,41 @@ pub async fn browser_login(authorize_url: &str, username: &str, password: &str) 
     assert_eq!(posted.status(), 303, "redirect after sign-in expected");
     posted.headers()["location"].to_str().unwrap().to_owned()
 }
+
+/// The PKCE verifier every test flow uses.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// Alice signs in through the public client `spa` (PKCE S256) with `scope` (the client's
+/// default when empty); returns the token response, refresh token included.
+pub async fn spa_tokens(server: &TestServer, scope: &str) -> serde_json::Value {
+    use base64::Engine;
+    use sha2::Digest;
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER));
+    let scope = if scope.is_empty() {
+        String::new()
+    } else {
+        format!("&scope={scope}")
+    };
+    let url = server.url(&format!(
+        "/api/v2/auth/authorize?response_type=code&client_id=spa&redirect_uri={}\
+         {scope}&code_challenge={challenge}&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
+    ));
+    let code = query_of(&browser_login(&url, "alice", PASSWORD).await)["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", "spa"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT),
+    ];
+    let r = http()
+        .post(server.url("/api/v2/auth/token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
