@@ -24,7 +24,13 @@
 //!
 //! When rules are configured, a request that names no path, or a path that is not readable
 //! text starting with `/`, is refused with 400: without the path the rules cannot be
-//! applied, and applying none would let everything through.
+//! applied, and applying none would let everything through. So is a path the upstream
+//! might read differently after normalizing it (`/orders/../admin`, `//admin`,
+//! `/%2e%2e/admin`): rules match raw prefixes, and a raw prefix must mean what it says.
+//!
+//! The token comes from the `Authorization` header; with `allow_query_token`, also from the
+//! original URI's `access_token` parameter (RFC 6750 §2.3). Sent both ways, or twice, the
+//! request is refused with 400 `invalid_request`.
 
 use axum::Router;
 use axum::extract::State;
@@ -33,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use crate::Guard;
+use crate::credential;
 use crate::error::GuardError;
 
 /// Scope requirements by path prefix.
@@ -100,6 +107,54 @@ const PATH_HEADERS: [&[&str]; 2] = [
     &["x-envoy-original-path"],
 ];
 
+/// The original request's query string, for an `access_token` parameter when query tokens
+/// are enabled (`None` otherwise). Gateways that disagree on it make the request invalid.
+fn original_query<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    config: &crate::GuardConfig,
+) -> Result<Option<&'a str>, GuardError> {
+    if !config.allow_query_token {
+        return Ok(None);
+    }
+    if uri.path().starts_with("/verify/") {
+        return Ok(uri.query());
+    }
+    let mut queries = PATH_HEADERS[0]
+        .iter()
+        .flat_map(|name| headers.get_all(*name))
+        .map(|value| {
+            value
+                .to_str()
+                .map(|uri| uri.split_once('?').map(|(_, q)| q))
+        });
+    let first = queries
+        .next()
+        .transpose()
+        .map_err(|_| GuardError::InvalidRequest)?;
+    for other in queries {
+        if other.map_err(|_| GuardError::InvalidRequest)? != first.flatten() {
+            return Err(GuardError::InvalidRequest);
+        }
+    }
+    Ok(first.flatten())
+}
+
+/// Whether a path could mean something else after the upstream normalizes it (dot
+/// segments, empty segments, encoded dots, slashes or backslashes): a rule for `/admin`
+/// must not be dodged with `/orders/../admin` or `//admin`. Such paths are refused.
+fn ambiguous(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.contains("//")
+        || path.contains('\\')
+        || ["%2e", "%2f", "%5c", "%00"]
+            .iter()
+            .any(|e| lower.contains(e))
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+}
+
 /// The forward-auth router: `/verify` and `/verify/{*path}` (any method) and `/healthz`.
 pub fn router(guard: Guard, rules: ScopeRules) -> Router {
     Router::new()
@@ -111,7 +166,7 @@ pub fn router(guard: Guard, rules: ScopeRules) -> Router {
         .with_state(Service { guard, rules })
 }
 
-/// A path header that is present but cannot be used (not text, or not starting with `/`).
+/// An original path that cannot be used: not text, not starting with `/`, or ambiguous.
 #[derive(Debug, PartialEq, Eq)]
 struct UnreadablePath;
 
@@ -128,6 +183,9 @@ fn original_paths<'a>(
         .strip_prefix(VERIFY)
         .filter(|path| path.starts_with('/'))
     {
+        if ambiguous(path) {
+            return Err(UnreadablePath);
+        }
         return Ok(vec![path]);
     }
     for group in PATH_HEADERS {
@@ -138,7 +196,7 @@ fn original_paths<'a>(
                     .to_str()
                     .ok()
                     .map(|uri| uri.split('?').next().unwrap_or_default())
-                    .filter(|path| path.starts_with('/'))
+                    .filter(|path| path.starts_with('/') && !ambiguous(path))
                     .ok_or(UnreadablePath)?;
                 if !paths.contains(&path) {
                     paths.push(path);
@@ -171,17 +229,17 @@ async fn verify(State(service): State<Service>, uri: Uri, headers: HeaderMap) ->
             }
         }
     };
-    // RFC 6750 §2.1: the header only; a repeated header is refused, not guessed at.
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (first, second) = (values.next(), values.next());
-    let authorization = match (first, second) {
-        (Some(v), None) => v.to_str().unwrap_or_default(),
-        (Some(_), Some(_)) => {
-            return refuse(GuardError::from(crate::error::InvalidReason::Malformed));
-        }
-        (None, _) => return refuse(GuardError::MissingToken),
+    // RFC 6750 §2: the header; the original URI's query only when enabled; a credential
+    // sent twice is refused, not guessed at.
+    let query = match original_query(&uri, &headers, service.guard.config()) {
+        Ok(query) => query,
+        Err(error) => return refuse(error),
     };
-    let claims = match service.guard.verify(authorization).await {
+    let token = match credential::bearer_token(service.guard.config(), &headers, query, None) {
+        Ok(token) => token,
+        Err(error) => return refuse(error),
+    };
+    let claims = match service.guard.verify_token(&token).await {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
@@ -309,5 +367,31 @@ mod tests {
         assert_eq!(paths("/verify", &binary), Err(UnreadablePath));
         let absolute = [("x-original-uri", &b"http://h/admin"[..])];
         assert_eq!(paths("/verify", &absolute), Err(UnreadablePath));
+    }
+
+    #[test]
+    fn paths_that_normalize_to_something_else_are_refused() {
+        for path in [
+            "/orders/../admin",
+            "/orders/./x",
+            "//admin",
+            "/orders/..",
+            "/%2e%2e/admin",
+            "/orders%2F..%2Fadmin",
+            "/orders\\..\\admin",
+            "/admin%00",
+        ] {
+            let header = [("x-original-uri", path.as_bytes())];
+            assert_eq!(paths("/verify", &header), Err(UnreadablePath), "{path}");
+            assert_eq!(
+                paths(&format!("/verify{path}"), &[]),
+                Err(UnreadablePath),
+                "/verify{path}"
+            );
+        }
+        assert_eq!(
+            paths("/verify", &[("x-original-uri", b"/orders/..x/a.b")]),
+            Ok(vec!["/orders/..x/a.b".into()])
+        );
     }
 }

@@ -404,3 +404,82 @@ async fn without_rules_a_bare_verify_only_authenticates() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-auth-subject"], "user-42");
 }
+
+/// The forward-auth router with `RULES`, query tokens allowed or not; returns its base URL.
+async fn router_allowing_query(jwks: &JwksServer, allow: bool) -> String {
+    let mut config = config(&jwks.url);
+    config.allow_query_token = allow;
+    let guard = tessera_guard::Guard::new(config).unwrap();
+    let app = forward_auth::router(guard, ScopeRules::parse(RULES).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// RFC 6750 §2.3: the original URI's `access_token`, only when enabled, never next to a header.
+#[tokio::test]
+async fn a_query_token_in_the_original_uri_counts_only_when_enabled() {
+    let (key, jwk) = rsa_key();
+    let jwks = JwksServer::start(vec![jwk], 300).await;
+    let mut claims = claims();
+    claims["scope"] = json!("orders:read");
+    let token = token(&key, &claims);
+    let original = format!("/orders/1?access_token={token}");
+    let client = reqwest::Client::new();
+    let ask = |base: &str, authorization: Option<String>| {
+        let mut request = client
+            .get(format!("{base}/verify"))
+            .header("x-original-uri", &original);
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        request.send()
+    };
+    let off = router_allowing_query(&jwks, false).await;
+    let refused = ask(&off, None).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(refused.headers()), "Bearer realm=\"tessera\"");
+    let on = router_allowing_query(&jwks, true).await;
+    let granted = ask(&on, None).await.unwrap();
+    assert_eq!(granted.status(), StatusCode::OK);
+    assert_eq!(granted.headers()["x-auth-subject"], "user-42");
+    // Envoy's form: the query rides on the /verify path itself.
+    let envoy = client
+        .get(format!("{on}/verify{original}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(envoy.status(), StatusCode::OK);
+    let twice = ask(&on, Some(bearer(&token))).await.unwrap();
+    assert_eq!(twice.status(), StatusCode::BAD_REQUEST);
+    assert!(challenge(twice.headers()).contains("invalid_request"));
+}
+
+/// `/orders/../admin` is `/admin` to most upstreams: refused, not matched as `/orders`.
+#[tokio::test]
+async fn a_path_that_normalizes_elsewhere_cannot_dodge_a_rule() {
+    let verifier = Verifier::start().await;
+    let authorization = bearer(&verifier.token());
+    for gateway in [Gateway::Nginx, Gateway::Traefik, Gateway::Envoy] {
+        for path in ["/orders/../admin", "//admin", "/orders/%2e%2e/admin"] {
+            let response = gateway
+                .check(&verifier, Method::GET, path, Some(&authorization))
+                .send()
+                .await
+                .unwrap();
+            let name = format!("{gateway:?} {path}");
+            // reqwest (WHATWG URL rules) resolves `..` and `%2e%2e` in the URL it sends
+            // Envoy-style, which then names `/admin` plainly and meets its rule (403);
+            // every other form reaches the guard as is and is refused.
+            let expected = match (gateway, path) {
+                (Gateway::Envoy, "/orders/../admin" | "/orders/%2e%2e/admin") => {
+                    StatusCode::FORBIDDEN
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            assert_eq!(response.status(), expected, "{name}");
+            assert_no_identity(&name, response.headers());
+        }
+    }
+}

@@ -56,9 +56,19 @@ pub struct GuardArgs {
     /// Address to listen on.
     #[arg(long, env = "TESSERA_GUARD_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
-    /// JWKS URL (default: the issuer's /.well-known/jwks.json).
+    /// How tokens are checked: `jwt` verifies signatures locally against the JWKS;
+    /// `introspection` asks the issuer about each new token (RFC 7662; needs --client-id).
+    #[arg(long, env = "TESSERA_GUARD_MODE", value_enum, default_value = "jwt")]
+    pub mode: GuardMode,
+    /// JWKS URL (default: the `jwks_uri` of the issuer's metadata, RFC 8414).
     #[arg(long, env = "TESSERA_GUARD_JWKS_URL")]
     pub jwks_url: Option<String>,
+    /// Introspection endpoint in introspection mode (default: from the issuer's metadata).
+    #[arg(long, env = "TESSERA_GUARD_INTROSPECTION_URL")]
+    pub introspection_url: Option<String>,
+    /// How long to keep trying to read the issuer's metadata at startup before giving up.
+    #[arg(long, env = "TESSERA_GUARD_DISCOVERY_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub discovery_timeout: Duration,
     /// Accepted algorithms, comma-separated (none and HMAC are always refused).
     #[arg(
         long,
@@ -73,19 +83,49 @@ pub struct GuardArgs {
     /// How long a verified token's result is reused (never past its `exp`).
     #[arg(long, env = "TESSERA_GUARD_CACHE_TTL", default_value = "300s", value_parser = duration)]
     pub cache_ttl: Duration,
+    /// How many verified results are kept at most.
+    #[arg(long, env = "TESSERA_GUARD_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: u64,
+    /// Clock leeway for `exp` and `nbf`.
+    #[arg(long, env = "TESSERA_GUARD_LEEWAY", default_value = "60s", value_parser = duration)]
+    pub leeway: Duration,
     /// Minimum time between JWKS fetches caused by unknown key ids.
     #[arg(long, env = "TESSERA_GUARD_JWKS_MIN_REFRESH", default_value = "10s", value_parser = duration)]
     pub jwks_min_refresh: Duration,
-    /// Client id for following the issuer's revocation feed (revoked tokens refused within a second).
+    /// How long past its max-age the last good JWKS is used while the issuer is unreachable;
+    /// after that every request is refused with 503.
+    #[arg(long, env = "TESSERA_GUARD_STALE_LIMIT", default_value = "1h", value_parser = duration)]
+    pub stale_limit: Duration,
+    /// Also accept the token from the `access_token` query parameter of the original URI
+    /// (RFC 6750 §2.3). Off by default: URLs are logged and leak through Referer.
+    #[arg(long, env = "TESSERA_GUARD_ALLOW_QUERY_TOKEN")]
+    pub allow_query_token: bool,
+    /// A confidential client of the issuer, used to follow its revocation feed (revoked
+    /// tokens refused within a second) and, in introspection mode, to introspect.
     #[arg(
         long,
-        env = "TESSERA_GUARD_FEED_CLIENT_ID",
-        requires = "feed_client_secret"
+        visible_alias = "feed-client-id",
+        env = "TESSERA_GUARD_CLIENT_ID",
+        requires = "client_secret"
     )]
-    pub feed_client_id: Option<String>,
+    pub client_id: Option<String>,
     /// Its secret.
-    #[arg(long, env = "TESSERA_GUARD_FEED_CLIENT_SECRET", hide_env_values = true)]
-    pub feed_client_secret: Option<String>,
+    #[arg(
+        long,
+        visible_alias = "feed-client-secret",
+        env = "TESSERA_GUARD_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+}
+
+/// How `tessera guard` checks tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GuardMode {
+    /// Local signature verification against the issuer's JWKS.
+    Jwt,
+    /// RFC 7662 introspection at the issuer, results cached like verified tokens.
+    Introspection,
 }
 
 /// A command that needs only the storage location.

@@ -811,9 +811,9 @@ async fn tessera_guard_forward_auth_answers_with_identity_scope_rules_and_revoca
         "urn:tessera:demo-api",
         "--rules",
         rules.to_str().unwrap(),
-        "--feed-client-id",
+        "--client-id",
         &id,
-        "--feed-client-secret",
+        "--client-secret",
         &secret,
     ]);
     let body: Value = token(&id, &secret, &token_url).await.json().await.unwrap();
@@ -891,6 +891,56 @@ async fn tessera_guard_forward_auth_answers_with_identity_scope_rules_and_revoca
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_guard_in_introspection_mode_asks_the_issuer_about_each_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start(dir.path());
+    let (id, secret, token_url) = printed_curl(&demo);
+    let issuer = token_url.replace("/api/v2/auth/token", "");
+    let guard = GuardProcess::start(&[
+        "--issuer",
+        &issuer,
+        "--audience",
+        "urn:tessera:demo-api",
+        "--mode",
+        "introspection",
+        "--cache-ttl",
+        "0s",
+        "--client-id",
+        &id,
+        "--client-secret",
+        &secret,
+    ]);
+    let body: Value = token(&id, &secret, &token_url).await.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let verify = |base: String| {
+        reqwest::Client::new()
+            .get(format!("{base}/verify"))
+            .header("authorization", format!("Bearer {access}"))
+            .send()
+    };
+    let ok = verify(guard.base.clone()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-auth-subject"], id.as_str());
+    let revoked = reqwest::Client::new()
+        .post(token_url.replace("/token", "/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    // With no cache, the very next check asks the issuer, which says inactive.
+    let refused = verify(guard.base.clone()).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+}
+
 /// The NGINX binary, if installed (test.sh installs Debian's nginx-light).
 fn nginx_binary() -> Option<std::path::PathBuf> {
     ["/usr/sbin/nginx", "/usr/bin/nginx"]
@@ -938,9 +988,9 @@ async fn a_real_nginx_with_auth_request_to_tessera_guard_protects_an_upstream() 
         &issuer,
         "--audience",
         "urn:tessera:demo-api",
-        "--feed-client-id",
+        "--client-id",
         &id,
-        "--feed-client-secret",
+        "--client-secret",
         &secret,
     ]);
     // The upstream: echoes the identity the gateway forwarded.
