@@ -91,7 +91,9 @@ pub async fn validate(
         .get("redirect_uri")
         .map_err(|_| not_redirectable("redirect_uri is repeated"))?;
     let redirect_uri = match sent_redirect {
-        // RFC 9700 §4.1.3: exact string matching, nothing else.
+        // RFC 9700 §4.1.3: exact string matching, except for the port of a loopback IP
+        // redirect URI (RFC 8252 §7.3). The URI as sent, port included, is what the code is
+        // bound to and what the token request must repeat (RFC 6749 §4.1.3).
         Some(uri) if client.has_redirect_uri(uri) => uri.to_owned(),
         Some(_) => {
             return Err(not_redirectable(

@@ -1,6 +1,9 @@
 //! OAuth clients, their registration and their authentication (RFC 6749 §2).
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use async_trait::async_trait;
+use url::{Host, Url};
 
 use crate::error::{OAuthError, StoreError};
 use crate::scope::ScopeSet;
@@ -50,7 +53,8 @@ pub struct Client {
     pub name: String,
     /// Hash of the client secret; `None` for a public client (RFC 6749 §2.1).
     pub secret_hash: Option<SecretHash>,
-    /// Registered redirect URIs, matched exactly.
+    /// Registered redirect URIs, matched exactly (loopback IP URIs on any port, see
+    /// [`Client::has_redirect_uri`]).
     pub redirect_uris: Vec<String>,
     /// Grant types this client may use.
     pub grant_types: Vec<GrantType>,
@@ -73,9 +77,12 @@ impl Client {
         self.grant_types.contains(&grant)
     }
 
-    /// Whether `uri` is registered, by exact string comparison (RFC 9700 §4.1.3).
+    /// Whether `uri` is registered: by exact string comparison (RFC 9700 §2.1, §4.1.3), with
+    /// the one exception RFC 8252 §7.3 makes: a loopback IP redirect URI may name any port.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
-        self.redirect_uris.iter().any(|r| r == uri)
+        self.redirect_uris
+            .iter()
+            .any(|registered| redirect_uri_matches(registered, uri))
     }
 
     /// The audience for a token: the requested resource if registered (RFC 8707 §2), else the
@@ -93,6 +100,87 @@ impl Client {
                 .unwrap_or_else(|| fallback.to_owned())),
         }
     }
+}
+
+/// Whether a requested redirect URI matches a registered one.
+///
+/// Simple string comparison (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3), except that when both are
+/// loopback IP redirect URIs (`http://127.0.0.1` or `http://[::1]`, RFC 8252 §7.3) the port
+/// may differ, or be absent on either side. Everything else must still be byte-identical;
+/// `localhost` gets no exception (RFC 8252 §8.3).
+fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    match (
+        LoopbackUri::split(registered),
+        LoopbackUri::split(requested),
+    ) {
+        (Some(r), Some(q)) => {
+            // The raw texts around the port decide; the parsed components must agree too,
+            // so neither our split nor the `url` crate's normalisation can widen a match.
+            r.host == q.host
+                && r.rest == q.rest
+                && r.url.host() == q.url.host()
+                && r.url.path() == q.url.path()
+                && r.url.query() == q.url.query()
+        }
+        _ => false,
+    }
+}
+
+/// A loopback IP redirect URI (RFC 8252 §7.3), split around its port.
+struct LoopbackUri<'a> {
+    /// The host exactly as written: `127.0.0.1` or `[::1]`.
+    host: &'a str,
+    /// Everything after the authority (path, query), exactly as written.
+    rest: &'a str,
+    /// The parsed URI, which has been checked to agree with the split.
+    url: Url,
+}
+
+impl<'a> LoopbackUri<'a> {
+    /// Splits `uri` if it is, as written, `http://` + a loopback IP literal + an optional
+    /// `:port` (1-65535, decimal digits, no leading zero) + the rest, with no userinfo and
+    /// no fragment, and the `url` crate reads it the same way. Anything else (`HTTP://`,
+    /// `localhost`, `127.1`, `[0:0::1]`, userinfo, an empty or odd port) is `None` and is
+    /// left to exact matching.
+    fn split(uri: &'a str) -> Option<Self> {
+        let after_scheme = uri.strip_prefix("http://")?;
+        let end = after_scheme
+            .find(['/', '?', '#'])
+            .unwrap_or(after_scheme.len());
+        let (authority, rest) = after_scheme.split_at(end);
+        if rest.contains('#') {
+            return None;
+        }
+        let (host, expected) = [
+            ("127.0.0.1", Host::Ipv4(Ipv4Addr::LOCALHOST)),
+            ("[::1]", Host::Ipv6(Ipv6Addr::LOCALHOST)),
+        ]
+        .into_iter()
+        .find(|(h, _)| authority.starts_with(h))?;
+        let port = match &authority[host.len()..] {
+            "" => 80,
+            port => parse_port(port.strip_prefix(':')?)?,
+        };
+        let url = Url::parse(uri).ok()?;
+        let agrees = url.scheme() == "http"
+            && url.host() == Some(expected)
+            && url.port_or_known_default() == Some(port)
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.fragment().is_none();
+        agrees.then_some(Self { host, rest, url })
+    }
+}
+
+/// A port as a loopback redirect URI may write it: 1-65535 in plain decimal digits.
+fn parse_port(text: &str) -> Option<u16> {
+    let canonical = (1..=5).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !text.starts_with('0');
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// Credentials a client presented at the token endpoint (RFC 6749 §2.3.1).
@@ -189,4 +277,105 @@ pub trait ClientStore: Send + Sync {
     async fn set_secret(&self, id: &str, secret: SecretHash) -> Result<bool, StoreError>;
     /// Deletes a client; `false` if there was no such client.
     async fn delete(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_matching() {
+        const V4: &str = "http://127.0.0.1/callback";
+        const V4_PORT: &str = "http://127.0.0.1:8765/callback";
+        const V6: &str = "http://[::1]/callback";
+        const LOCALHOST: &str = "http://localhost/callback";
+        const HTTPS: &str = "https://app.example/cb";
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, &str, bool)] = &[
+            // Accepted.
+            ("exact loopback", V4, V4, true),
+            ("loopback, ephemeral port", V4, "http://127.0.0.1:53682/callback", true),
+            ("loopback, port 80 written out", V4, "http://127.0.0.1:80/callback", true),
+            ("loopback, highest port", V4, "http://127.0.0.1:65535/callback", true),
+            ("registered with a port, other port", V4_PORT, "http://127.0.0.1:53682/callback", true),
+            ("registered with a port, none sent", V4_PORT, V4, true),
+            ("IPv6 loopback, ephemeral port", V6, "http://[::1]:61023/callback", true),
+            ("loopback without a path", "http://127.0.0.1", "http://127.0.0.1:5000", true),
+            ("loopback with a query", "http://127.0.0.1/cb?x=1", "http://127.0.0.1:5000/cb?x=1", true),
+            ("exact https", HTTPS, HTTPS, true),
+            ("exact localhost", LOCALHOST, LOCALHOST, true),
+            ("exact private-use scheme", "com.example.app:/oauth", "com.example.app:/oauth", true),
+            // Refused: not the registered URI on another port.
+            ("localhost gets no port exception", LOCALHOST, "http://localhost:53682/callback", false),
+            ("non-loopback port", HTTPS, "https://app.example:8443/cb", false),
+            ("non-loopback http port", "http://app.example/cb", "http://app.example:8080/cb", false),
+            ("loopback https", "https://127.0.0.1/callback", "https://127.0.0.1:53682/callback", false),
+            ("https requested for http", V4, "https://127.0.0.1:53682/callback", false),
+            ("uppercase scheme", V4, "HTTP://127.0.0.1:53682/callback", false),
+            ("uppercase scheme registered", "HTTP://127.0.0.1/callback", "HTTP://127.0.0.1:53682/callback", false),
+            ("IPv4 registered, IPv6 sent", V4, "http://[::1]:53682/callback", false),
+            ("IPv6 registered, IPv4 sent", V6, "http://127.0.0.1:53682/callback", false),
+            ("localhost for the IP literal", V4, "http://localhost:53682/callback", false),
+            ("userinfo then another host", V4, "http://127.0.0.1:80@evil.com/callback", false),
+            ("userinfo before loopback", V4, "http://user@127.0.0.1:53682/callback", false),
+            ("userinfo with password", V4, "http://u:p@127.0.0.1:53682/callback", false),
+            ("loopback as a subdomain", V4, "http://127.0.0.1.evil.com/callback", false),
+            ("loopback as a subdomain with port", V4, "http://127.0.0.1.evil.com:53682/callback", false),
+            ("port out of range", V4, "http://127.0.0.1:99999/callback", false),
+            ("port 65536", V4, "http://127.0.0.1:65536/callback", false),
+            ("port 0", V4, "http://127.0.0.1:0/callback", false),
+            ("empty port", V4, "http://127.0.0.1:/callback", false),
+            ("hex port", V4, "http://127.0.0.1:0x50/callback", false),
+            ("leading zero port", V4, "http://127.0.0.1:053682/callback", false),
+            ("signed port", V4, "http://127.0.0.1:+5368/callback", false),
+            ("tab inside the port", V4, "http://127.0.0.1:536\t82/callback", false),
+            ("short IPv4 form", V4, "http://127.1:53682/callback", false),
+            ("hex IPv4 form", V4, "http://0x7f.0.0.1:53682/callback", false),
+            ("decimal IPv4 form", V4, "http://2130706433:53682/callback", false),
+            ("long IPv6 form", V6, "http://[0:0:0:0:0:0:0:1]:53682/callback", false),
+            ("percent-encoded host", V4, "http://127.0.0.%31:53682/callback", false),
+            ("fragment", V4, "http://127.0.0.1:53682/callback#x", false),
+            ("empty fragment", V4, "http://127.0.0.1:53682/callback#", false),
+            ("other path", V4, "http://127.0.0.1:53682/other", false),
+            ("path case", V4, "http://127.0.0.1:53682/Callback", false),
+            ("trailing slash", V4, "http://127.0.0.1:53682/callback/", false),
+            ("path prefix", V4, "http://127.0.0.1:53682/callback/x", false),
+            ("dot segments", V4, "http://127.0.0.1:53682/x/../callback", false),
+            ("percent-encoded path", V4, "http://127.0.0.1:53682/%63allback", false),
+            ("backslash path", V4, "http://127.0.0.1:53682\\callback", false),
+            ("added query", V4, "http://127.0.0.1:53682/callback?x=1", false),
+            ("empty query", V4, "http://127.0.0.1:53682/callback?", false),
+            ("missing path", V4, "http://127.0.0.1:53682", false),
+            ("trailing space", V4, "http://127.0.0.1:53682/callback ", false),
+            ("leading space", V4, " http://127.0.0.1:53682/callback", false),
+        ];
+        for (name, registered, requested, expected) in cases {
+            assert_eq!(
+                redirect_uri_matches(registered, requested),
+                *expected,
+                "{name}: {registered} vs {requested}"
+            );
+        }
+    }
+
+    #[test]
+    fn has_redirect_uri_checks_every_registered_uri() {
+        let client = Client {
+            id: "cli".into(),
+            name: "cli".into(),
+            secret_hash: None,
+            redirect_uris: vec![
+                "https://app.example/cb".into(),
+                "http://127.0.0.1/callback".into(),
+            ],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: ScopeSet::from_tokens(["read"]),
+            audiences: Vec::new(),
+            created_at: UnixTime(0),
+        };
+        assert!(client.has_redirect_uri("https://app.example/cb"));
+        assert!(client.has_redirect_uri("http://127.0.0.1:53682/callback"));
+        assert!(!client.has_redirect_uri("https://app.example:8443/cb"));
+        assert!(!client.has_redirect_uri("http://127.0.0.1:53682/cb"));
+    }
 }

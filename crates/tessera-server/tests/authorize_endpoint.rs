@@ -5,9 +5,13 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{PASSWORD, REDIRECT, TestServer, cookies_of, hidden_inputs, http, query_of};
+use common::{
+    PASSWORD, REDIRECT, TestServer, VERIFIER, browser_login, cookies_of, hidden_inputs, http,
+    query_of,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tessera_core::client::GrantType;
 
 fn challenge() -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(
@@ -305,6 +309,88 @@ async fn a_signed_in_browser_gets_a_fresh_code_without_the_form() {
         200,
         "an expired session shows the login form again"
     );
+}
+
+#[tokio::test]
+async fn a_native_app_on_an_ephemeral_loopback_port_completes_the_flow() {
+    // RFC 8252 §7.3: registered without a port, used with whatever port the OS handed out.
+    let server = TestServer::start().await;
+    server
+        .add_client(
+            "cli",
+            None,
+            &[GrantType::AuthorizationCode],
+            &["http://127.0.0.1/callback"],
+        )
+        .await;
+    let query_with = |redirect: &str| {
+        format!(
+            "response_type=code&client_id=cli&redirect_uri={}&state=xyz&code_challenge={}&code_challenge_method=S256",
+            url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>(),
+            challenge()
+        )
+    };
+
+    // Anything but the registered URI on another port is still an error page.
+    for refused in [
+        "http://127.0.0.1:53682/other",
+        "http://127.0.0.1:80@evil.test/callback",
+        "http://127.0.0.1.evil.test:53682/callback",
+        "http://localhost:53682/callback",
+    ] {
+        let r = http()
+            .get(authorize_url(&server, &query_with(refused)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{refused}");
+        assert!(r.headers().get("location").is_none(), "{refused}");
+    }
+
+    let used = "http://127.0.0.1:53682/callback";
+    let location = browser_login(
+        &authorize_url(&server, &query_with(used)),
+        "alice",
+        PASSWORD,
+    )
+    .await;
+    assert!(
+        location.starts_with("http://127.0.0.1:53682/callback?"),
+        "redirected to the port the client asked for: {location}"
+    );
+    let q = query_of(&location);
+    assert_eq!(q.get("state").map(String::as_str), Some("xyz"));
+    let code = q["code"].clone();
+
+    let redeem = |redirect: &'static str| {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", "cli"),
+            ("code", code.as_str()),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", redirect),
+        ];
+        let request = http().post(server.url("/api/v2/auth/token")).form(&form);
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    // RFC 6749 §4.1.3: the token request must repeat the URI of the authorization request,
+    // port included; neither another port nor the registered URI will do.
+    for other in [
+        "http://127.0.0.1:53683/callback",
+        "http://127.0.0.1/callback",
+    ] {
+        let (status, body) = redeem(other).await;
+        assert_eq!(status, 400, "{other}: {body}");
+        assert_eq!(body["error"], "invalid_grant", "{other}");
+    }
+    let (status, body) = redeem(used).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["access_token"].as_str().is_some());
 }
 
 #[tokio::test]
