@@ -406,3 +406,19 @@ pub async fn spa_tokens(server: &TestServer, scope: &str) -> serde_json::Value {
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
+
+/// Waits until `condition` holds, checking every 20 ms; fails the test after `limit`.
+pub async fn eventually_async<F, Fut>(limit: std::time::Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
