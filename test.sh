@@ -45,5 +45,8 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 
+step "Doc tests (nextest does not run them)"
+cargo test --workspace --doc --locked
+
 step "Python interop (authlib, PyJWT)"
 bash tests/interop/python/run.sh target/debug/tessera
