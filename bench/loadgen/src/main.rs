@@ -7,7 +7,11 @@
 //! `introspect`: each worker introspects tokens read from `--tokens` (a file, one per line):
 //! with `--distinct`, every request takes the next unused token (all misses of the cache);
 //! without, each worker keeps asking about one token (all hits after the first).
-//! `healthz`: `GET /healthz`, the trivial endpoint to compare against.
+//! `verify`: `GET /verify` with `Authorization: Bearer <token>` against a forward-auth
+//! service (`tessera guard`, `--base` is the guard), tokens from `--tokens` picked as in
+//! `introspect` (`--distinct`: each once, all misses of its cache); only 200 counts as success.
+//! `healthz`: `GET /healthz`, the trivial endpoint to compare against (of the server or of a
+//! guard, whichever `--base` names).
 //! `mint`: not a measurement; writes `--count` client-credentials tokens to `--out`.
 //!
 //! Prints one JSON line with the throughput and latency percentiles of the timed phase.
@@ -26,6 +30,7 @@ enum Mode {
     ClientCredentials,
     Refresh,
     Introspect,
+    Verify,
     Healthz,
     Mint,
 }
@@ -60,10 +65,10 @@ struct Args {
     /// Password (refresh mode).
     #[arg(long)]
     password: Option<String>,
-    /// File of tokens, one per line (introspect mode).
+    /// File of tokens, one per line (introspect and verify modes).
     #[arg(long)]
     tokens: Option<std::path::PathBuf>,
-    /// Introspect every token once (introspect mode).
+    /// Use every token once (introspect and verify modes).
     #[arg(long)]
     distinct: bool,
     /// How many tokens to mint (mint mode).
@@ -78,6 +83,27 @@ struct Args {
 struct Shared {
     tokens: Vec<String>,
     next: std::sync::atomic::AtomicUsize,
+    /// Whether a refusal was already reported on stderr (verify mode reports the first).
+    reported: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// The token for the next request of worker `index`: the next unused one with
+    /// `--distinct`, else the worker's own.
+    fn token(&self, distinct: bool, index: usize) -> Result<&str> {
+        let i = if distinct {
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        } else {
+            index
+        };
+        let Some(token) = self.tokens.get(i % self.tokens.len().max(1)) else {
+            bail!("no tokens");
+        };
+        if distinct && i >= self.tokens.len() {
+            bail!("ran out of distinct tokens after {i}; mint more");
+        }
+        Ok(token)
+    }
 }
 
 #[tokio::main]
@@ -91,17 +117,18 @@ async fn main() -> Result<()> {
         return mint(&args, &http).await;
     }
     let tokens = match (&args.mode, &args.tokens) {
-        (Mode::Introspect, Some(path)) => std::fs::read_to_string(path)?
+        (Mode::Introspect | Mode::Verify, Some(path)) => std::fs::read_to_string(path)?
             .lines()
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
             .collect(),
-        (Mode::Introspect, None) => bail!("--tokens is required"),
+        (Mode::Introspect | Mode::Verify, None) => bail!("--tokens is required"),
         _ => Vec::new(),
     };
     let shared = std::sync::Arc::new(Shared {
         tokens,
         next: std::sync::atomic::AtomicUsize::new(0),
+        reported: std::sync::atomic::AtomicBool::new(false),
     });
     let mut workers = Vec::new();
     for index in 0..args.concurrency {
@@ -150,6 +177,7 @@ async fn worker(
     let token_url = format!("{}/api/v2/auth/token", args.base);
     let introspect_url = format!("{}/api/v2/auth/introspect", args.base);
     let healthz_url = format!("{}/healthz", args.base);
+    let verify_url = format!("{}/verify", args.base);
     let mut refresh = match args.mode {
         Mode::Refresh => Some(sign_in(args, http).await?),
         _ => None,
@@ -171,28 +199,35 @@ async fn worker(
             ]),
             (Mode::Refresh, None) => bail!("no refresh token"),
             (Mode::Introspect, _) => {
-                let i = if args.distinct {
-                    shared
-                        .next
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                } else {
-                    index
-                };
-                let Some(token) = shared.tokens.get(i % shared.tokens.len().max(1)) else {
-                    bail!("no tokens");
-                };
-                if args.distinct && i >= shared.tokens.len() {
-                    bail!("ran out of distinct tokens after {i}; mint more");
-                }
+                let token = shared.token(args.distinct, index)?;
                 http.post(&introspect_url)
                     .basic_auth(&args.client_id, args.client_secret.as_deref())
-                    .form(&[("token", token.as_str())])
+                    .form(&[("token", token)])
+            }
+            (Mode::Verify, _) => {
+                let token = shared.token(args.distinct, index)?;
+                http.get(&verify_url).bearer_auth(token)
             }
             (Mode::Healthz, _) => http.get(&healthz_url),
             (Mode::Mint, _) => bail!("mint is not a load"),
         };
         let response = request.send().await;
         match response {
+            Ok(r) if matches!(args.mode, Mode::Verify) && r.status() != reqwest::StatusCode::OK => {
+                errors += 1;
+                if !shared
+                    .reported
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    let challenge = r
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    eprintln!("verify refused with {}: {challenge}", r.status());
+                }
+            }
             Ok(r) if r.status().is_success() => {
                 match args.mode {
                     Mode::Refresh => {
