@@ -1,6 +1,6 @@
 //! [`AuthorizationServer`]: the ports wired together, with one entry point per endpoint.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::authorization_code::{CODE_PREFIX, CodeRecord, CodeStore};
 use crate::authorize::{self, AuthorizationRequest, AuthorizeError};
@@ -73,18 +73,35 @@ pub struct NewSession {
 /// The authorization server.
 pub struct AuthorizationServer {
     ports: Ports,
-    policy: Policy,
+    /// Replaced whole on a configuration reload; each request works with one snapshot.
+    policy: RwLock<Arc<Policy>>,
 }
 
 impl AuthorizationServer {
     /// Builds a server from its adapters and policy.
     pub fn new(ports: Ports, policy: Policy) -> Self {
-        Self { ports, policy }
+        Self {
+            ports,
+            policy: RwLock::new(Arc::new(policy)),
+        }
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force: a snapshot, unaffected by a reload while it is held.
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(policy) => policy.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the policy (a configuration reload): requests that start afterwards use
+    /// `policy`; requests in flight finish with the snapshot they took.
+    pub fn set_policy(&self, policy: Policy) {
+        let policy = Arc::new(policy);
+        match self.policy.write() {
+            Ok(mut current) => *current = policy,
+            Err(poisoned) => *poisoned.into_inner() = policy,
+        }
     }
 
     /// The adapters.
@@ -125,7 +142,7 @@ impl AuthorizationServer {
             id_hash: SecretHash::of(&id),
             user_id: user.id,
             auth_time: now,
-            expires_at: now.plus(self.policy.session_ttl),
+            expires_at: now.plus(self.policy().session_ttl),
         };
         self.ports
             .sessions
@@ -168,7 +185,7 @@ impl AuthorizationServer {
             scope: request.scope.clone(),
             resource: request.resource.clone(),
             auth_time: session.auth_time,
-            expires_at: now.plus(self.policy.code_ttl),
+            expires_at: now.plus(self.policy().code_ttl),
             used_at: None,
             family_id: None,
         };
@@ -177,7 +194,8 @@ impl AuthorizationServer {
         if let Some(state) = &request.state {
             pairs.push(("state", state));
         }
-        pairs.push(("iss", &self.policy.issuer));
+        let policy = self.policy();
+        pairs.push(("iss", &policy.issuer));
         authorize::redirect_with(&request.redirect_uri, &pairs).ok_or_else(|| {
             OAuthError::ServerError("a registered redirect URI no longer parses".into())
         })

@@ -113,12 +113,7 @@ pub async fn exchange(
         let family_id = ports.codes.find(&hash).await?.and_then(|r| r.family_id);
         return Err(replay(server, family_id.as_deref()).await);
     }
-    Ok(response(
-        server,
-        access,
-        refresh.map(|(s, _)| s),
-        &record.scope,
-    ))
+    Ok(response(access, refresh.map(|(s, _)| s), &record.scope))
 }
 
 /// Answers a replayed code: revokes what its first redemption issued (RFC 6749 §4.1.2,

@@ -63,6 +63,8 @@ pub(crate) enum Subject {
 pub(crate) struct MintedAccessToken {
     pub token: String,
     pub record: IssuedAccessToken,
+    /// Its lifetime in seconds (`exp - iat`), for `expires_in`.
+    pub lifetime: u64,
 }
 
 /// Mints an access token for an authenticated client.
@@ -83,7 +85,8 @@ pub(crate) fn access_token(
         } => (user.id, Some(user.roles), Some(auth_time.0)),
         Subject::Client => (client.id.clone(), None, None),
     };
-    let exp = now.plus(policy.access_token_ttl);
+    let lifetime = policy.access_token_ttl;
+    let exp = now.plus(lifetime);
     let claims = AccessTokenClaims {
         iss: policy.issuer.clone(),
         sub,
@@ -104,6 +107,7 @@ pub(crate) fn access_token(
             jti: claims.jti,
             expires_at: exp,
         },
+        lifetime: lifetime.as_secs(),
     })
 }
 
@@ -126,7 +130,6 @@ pub(crate) fn refresh_token(
 
 /// The response for a minted access token (and refresh token, if any).
 pub(crate) fn response(
-    server: &AuthorizationServer,
     access: MintedAccessToken,
     refresh_token: Option<String>,
     scope: &ScopeSet,
@@ -134,7 +137,7 @@ pub(crate) fn response(
     TokenResponse {
         access_token: access.token,
         token_type: "Bearer",
-        expires_in: server.policy().access_token_ttl.as_secs(),
+        expires_in: access.lifetime,
         refresh_token,
         scope: scope.to_string(),
     }

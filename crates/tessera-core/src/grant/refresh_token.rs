@@ -104,7 +104,7 @@ pub async fn refresh(
         // token that is no longer live, which is reuse.
         return Err(reuse(server, &family).await);
     }
-    Ok(response(server, access, Some(secret), &scope))
+    Ok(response(access, Some(secret), &scope))
 }
 
 fn in_grace(server: &AuthorizationServer, rotated_at: UnixTime, now: UnixTime) -> bool {
