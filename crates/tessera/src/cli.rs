@@ -42,6 +42,43 @@ pub enum Command {
     Export(StoreOnly),
     /// Create the clients, users and keys of an export (read from standard input) that do not exist yet.
     Import(StoreOnly),
+    /// Sign in to an issuer from the terminal (browser, PKCE, loopback redirect) and keep the session.
+    Login(LoginArgs),
+    /// Print a valid access token of the session on standard output, renewing it if needed.
+    Token(TokenArgs),
+    /// Revoke the session's refresh token at the issuer and delete the local credentials.
+    Logout,
+}
+
+/// `tessera login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The issuer to sign in to (its base URL, as in its discovery metadata).
+    #[arg(long)]
+    pub issuer: String,
+    /// A public client of the issuer with the redirect URI `http://127.0.0.1/callback`
+    /// (any port is accepted, RFC 8252 §7.3) and the grants authorization_code and refresh_token.
+    #[arg(long)]
+    pub client_id: String,
+    /// Scope to request (repeatable, or space-separated; default: the client's).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Do not try to open a browser; only print the URL to open.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// How long to wait for the browser to come back.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `tessera token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Renew first if the token has less than this left (default: the larger of 60s and a
+    /// fifth of the token's lifetime, at most half of it). Longer than the tokens' lifetime:
+    /// renew on every call.
+    #[arg(long, value_parser = duration)]
+    pub min_valid: Option<Duration>,
 }
 
 /// `tessera guard`.

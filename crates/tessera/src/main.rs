@@ -8,6 +8,7 @@ mod demo;
 mod guard_cmd;
 mod janitor;
 mod keys;
+mod login_cmd;
 mod serve;
 mod storage;
 mod transfer;
@@ -32,12 +33,20 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => storage::migrate(&args.store).await,
         Command::Export(args) => transfer::run_export(args).await,
         Command::Import(args) => transfer::run_import(args).await,
+        Command::Login(args) => login_cmd::login(args).await,
+        Command::Token(args) => login_cmd::token(args).await,
+        Command::Logout => login_cmd::logout().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // 2: not signed in, or the session has ended (`tessera token`, for scripts).
+            if e.downcast_ref::<login_cmd::SignedOut>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
