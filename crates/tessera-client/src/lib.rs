@@ -45,3 +45,6 @@ pub use manager::{RetryPolicy, TokenManager, TokenManagerBuilder};
 pub use oauth::{ClientCredentials, Endpoints};
 pub use store::{FileStore, MemoryStore, StoreError, TokenStore};
 pub use tokens::{RenewBefore, TokenSet};
+
+/// The HTTP client this crate speaks through, re-exported so versions match.
+pub use reqwest;

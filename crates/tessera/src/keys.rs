@@ -39,10 +39,16 @@ pub fn policy(settings: &KeySettings) -> Result<KeyPolicy> {
     Ok(KeyPolicy {
         rotation_interval: settings.key_rotation_interval,
         publish_ahead,
-        token_lifetime: settings.access_token_ttl,
+        // A retired key stays published as long as any token it signed may live. That is
+        // the longest access-token lifetime the server can be made to issue (24 h), not the
+        // current global TTL: a reload may raise it and a client may override it.
+        token_lifetime: MAX_ACCESS_TOKEN_LIFETIME,
         leeway: settings.clock_leeway,
     })
 }
+
+/// The upper bound of every access-token lifetime (global, reloaded or per client).
+pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// The kind of new keys from the settings (`TESSERA_SIGNING_ALG`, `TESSERA_RSA_BITS`).
 pub fn kind(settings: &KeySettings) -> Result<KeyKind> {
