@@ -1,6 +1,7 @@
 //! OAuth clients, their registration and their authentication (RFC 6749 §2).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use url::{Host, Url};
@@ -62,6 +63,15 @@ pub struct Client {
     pub scopes: ScopeSet,
     /// Audiences (RFC 8707 resources) tokens for this client may name; the first is the default.
     pub audiences: Vec<String>,
+    /// This client's lifetime of access tokens; `None` for the server's
+    /// [`Policy::access_token_ttl`](crate::policy::Policy::access_token_ttl). Within
+    /// [`ACCESS_TOKEN_TTL_BOUNDS`](crate::policy::ACCESS_TOKEN_TTL_BOUNDS).
+    pub access_token_ttl: Option<Duration>,
+    /// This client's lifetime of each refresh token; `None` for the server's
+    /// [`Policy::refresh_token_ttl`](crate::policy::Policy::refresh_token_ttl). Within
+    /// [`REFRESH_TOKEN_TTL_BOUNDS`](crate::policy::REFRESH_TOKEN_TTL_BOUNDS). The family's
+    /// absolute lifetime stays the server's.
+    pub refresh_token_ttl: Option<Duration>,
     /// When the client was registered.
     pub created_at: UnixTime,
 }
@@ -275,6 +285,14 @@ pub trait ClientStore: Send + Sync {
     async fn list(&self) -> Result<Vec<Client>, StoreError>;
     /// Replaces the secret hash of an existing client; `false` if there is no such client.
     async fn set_secret(&self, id: &str, secret: SecretHash) -> Result<bool, StoreError>;
+    /// Replaces both token-lifetime overrides of an existing client (`None` clears one, so the
+    /// server's global value applies); `false` if there is no such client.
+    async fn set_token_lifetimes(
+        &self,
+        id: &str,
+        access_token_ttl: Option<Duration>,
+        refresh_token_ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
     /// Deletes a client; `false` if there was no such client.
     async fn delete(&self, id: &str) -> Result<bool, StoreError>;
 }
@@ -371,6 +389,8 @@ mod tests {
             grant_types: vec![GrantType::AuthorizationCode],
             scopes: ScopeSet::from_tokens(["read"]),
             audiences: Vec::new(),
+            access_token_ttl: None,
+            refresh_token_ttl: None,
             created_at: UnixTime(0),
         };
         assert!(client.has_redirect_uri("https://app.example/cb"));

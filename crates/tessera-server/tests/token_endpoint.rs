@@ -3,11 +3,16 @@
 
 mod common;
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{AUDIENCE, PASSWORD, REDIRECT, SECRET, TestServer, browser_login, http, query_of};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tessera_core::client::{ClientStore, GrantType};
+use tessera_core::refresh_family::RefreshStore;
+use tessera_core::secret::SecretHash;
 use tessera_core::user::UserStore;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -503,4 +508,115 @@ async fn a_database_that_cannot_be_reached_gives_503_without_internals() {
         !text.contains("sqlx") && !text.contains("pool") && !text.contains("SELECT"),
         "{text}"
     );
+}
+
+/// `exp - iat` of the access token in a token response, and its `expires_in`.
+fn access_lifetime(body: &Value) -> (i64, i64) {
+    let payload = body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an access token: {body}"))
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    (lifetime, body["expires_in"].as_i64().unwrap())
+}
+
+/// `expires_at - issued_at` of the stored refresh token of a token response.
+async fn refresh_lifetime(server: &TestServer, body: &Value) -> i64 {
+    let token = body["refresh_token"].as_str().expect("a refresh token");
+    let (stored, _) = RefreshStore::find(&server.store, &SecretHash::of(token))
+        .await
+        .unwrap()
+        .expect("the refresh token is stored");
+    stored.expires_at.0 - stored.issued_at.0
+}
+
+/// Redeems a code of `web` (confidential, global lifetimes) for alice.
+async fn web_tokens(server: &TestServer) -> Value {
+    let code = code_for(server, "web", "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT),
+    ];
+    let a = post(server, Some(("web", SECRET)), &form).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body
+}
+
+async fn refreshed(server: &TestServer, refresh_token: &str) -> Value {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "spa"),
+        ("refresh_token", refresh_token),
+    ];
+    let a = post(server, None, &form).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body
+}
+
+#[tokio::test]
+async fn a_clients_own_token_lifetimes_beat_the_global_ones() {
+    const MINUTE: u64 = 60;
+    const DAY: i64 = 86_400;
+    let server = TestServer::start().await;
+    let global_access = (900, 900);
+    let global_refresh = 14 * DAY;
+    let five_minutes = Some(Duration::from_secs(5 * MINUTE));
+    let two_days = Some(Duration::from_secs(2 * DAY as u64));
+
+    // A service with only an access override, next to `svc` with none.
+    server
+        .add_client(
+            "svc-short",
+            Some(SECRET),
+            &[GrantType::ClientCredentials],
+            &[],
+        )
+        .await;
+    assert!(
+        ClientStore::set_token_lifetimes(&server.store, "svc-short", five_minutes, None)
+            .await
+            .unwrap()
+    );
+    let cc = [("grant_type", "client_credentials")];
+    let short = post(&server, Some(("svc-short", SECRET)), &cc).await;
+    assert_eq!(short.status, 200, "{}", short.body);
+    assert_eq!(access_lifetime(&short.body), (300, 300), "the override");
+    let global = post(&server, Some(("svc", SECRET)), &cc).await;
+    assert_eq!(
+        access_lifetime(&global.body),
+        global_access,
+        "the global TTL"
+    );
+
+    // `spa` overrides both: its code exchange and each rotation use them...
+    assert!(
+        ClientStore::set_token_lifetimes(&server.store, "spa", five_minutes, two_days)
+            .await
+            .unwrap()
+    );
+    let first = common::spa_tokens(&server, "read").await;
+    assert_eq!(access_lifetime(&first), (300, 300));
+    assert_eq!(refresh_lifetime(&server, &first).await, 2 * DAY);
+    let rotated = refreshed(&server, first["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(access_lifetime(&rotated), (300, 300));
+    assert_eq!(refresh_lifetime(&server, &rotated).await, 2 * DAY);
+    // ...while `web`, with none, gets the global values.
+    let web = web_tokens(&server).await;
+    assert_eq!(access_lifetime(&web), global_access);
+    assert_eq!(refresh_lifetime(&server, &web).await, global_refresh);
+
+    // Cleared, the global values apply from the next token on.
+    assert!(
+        ClientStore::set_token_lifetimes(&server.store, "spa", None, None)
+            .await
+            .unwrap()
+    );
+    let after = refreshed(&server, rotated["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(access_lifetime(&after), global_access);
+    assert_eq!(refresh_lifetime(&server, &after).await, global_refresh);
 }

@@ -1,5 +1,7 @@
 //! Column encodings both engines share: lists as JSON arrays, hashes as 32-byte blobs,
-//! scopes space-delimited.
+//! scopes space-delimited, optional lifetimes as whole seconds.
+
+use std::time::Duration;
 
 use tessera_core::StoreError;
 use tessera_core::scope::ScopeSet;
@@ -26,4 +28,20 @@ pub(crate) fn hash_from(bytes: Vec<u8>) -> Result<SecretHash, StoreError> {
 /// Decodes a space-delimited scope column.
 pub(crate) fn scope_from(text: &str) -> ScopeSet {
     ScopeSet::from_tokens(text.split(' ').filter(|s| !s.is_empty()))
+}
+
+/// Encodes an optional lifetime as whole seconds (NULL for none).
+pub(crate) fn ttl_to(ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Decodes an optional lifetime column: positive whole seconds, or NULL for none.
+pub(crate) fn ttl_from(secs: Option<i64>) -> Result<Option<Duration>, StoreError> {
+    secs.map(|s| match u64::try_from(s) {
+        Ok(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(StoreError::Backend(
+            "lifetime column is not positive".into(),
+        )),
+    })
+    .transpose()
 }

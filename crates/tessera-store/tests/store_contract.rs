@@ -78,6 +78,8 @@ fn public_client(id: &str) -> Client {
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         scopes: ScopeSet::from_tokens(["openid", "read", "write"]),
         audiences: vec!["https://api.example".into(), "https://other.example".into()],
+        access_token_ttl: None,
+        refresh_token_ttl: None,
         created_at: UnixTime(1_700_000_000),
     }
 }
@@ -91,6 +93,9 @@ fn confidential_client(id: &str) -> Client {
         grant_types: vec![GrantType::ClientCredentials],
         scopes: ScopeSet::from_tokens(["admin:read"]),
         audiences: vec![],
+        // Per-client lifetimes, so every check round-trips them too.
+        access_token_ttl: Some(Duration::from_secs(5 * 60)),
+        refresh_token_ttl: Some(Duration::from_secs(2 * DAY as u64)),
         created_at: UnixTime(1_700_000_123),
     }
 }
@@ -403,6 +408,76 @@ async fn check_client_set_secret<S: Store>(store: &S) {
 
     assert!(
         !ClientStore::set_secret(store, "missing", SecretHash::of("x"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(ClientStore::find(store, "missing").await.unwrap(), None);
+}
+
+async fn check_client_set_token_lifetimes<S: Store>(store: &S) {
+    let minutes = |m: u64| Some(Duration::from_secs(m * 60));
+    ClientStore::create(store, &public_client("pub"))
+        .await
+        .unwrap();
+    ClientStore::create(store, &confidential_client("conf"))
+        .await
+        .unwrap();
+    let lifetimes = |c: Client| (c.access_token_ttl, c.refresh_token_ttl);
+
+    // Set both on a client that had none.
+    assert!(
+        ClientStore::set_token_lifetimes(store, "pub", minutes(10), minutes(3 * 60))
+            .await
+            .unwrap()
+    );
+    let found = ClientStore::find(store, "pub").await.unwrap().unwrap();
+    assert_eq!(lifetimes(found.clone()), (minutes(10), minutes(3 * 60)));
+    // Nothing else about the client changed.
+    assert_eq!(
+        Client {
+            access_token_ttl: None,
+            refresh_token_ttl: None,
+            ..found
+        },
+        public_client("pub")
+    );
+    // The other client kept its own.
+    assert_eq!(
+        ClientStore::find(store, "conf").await.unwrap(),
+        Some(confidential_client("conf"))
+    );
+
+    // Change one, clear the other; then clear both (back to the global values).
+    assert!(
+        ClientStore::set_token_lifetimes(store, "conf", minutes(1), None)
+            .await
+            .unwrap()
+    );
+    let found = ClientStore::find(store, "conf").await.unwrap().unwrap();
+    assert_eq!(lifetimes(found), (minutes(1), None));
+    assert!(
+        ClientStore::set_token_lifetimes(store, "conf", None, None)
+            .await
+            .unwrap()
+    );
+    let listed = ClientStore::list(store).await.unwrap();
+    assert_eq!(
+        listed.into_iter().map(lifetimes).collect::<Vec<_>>(),
+        [(None, None), (minutes(10), minutes(3 * 60))]
+    );
+
+    // Large values survive the trip (365 days in seconds).
+    let year = Some(Duration::from_secs(365 * DAY as u64));
+    assert!(
+        ClientStore::set_token_lifetimes(store, "pub", minutes(24 * 60), year)
+            .await
+            .unwrap()
+    );
+    let found = ClientStore::find(store, "pub").await.unwrap().unwrap();
+    assert_eq!(lifetimes(found), (minutes(24 * 60), year));
+
+    assert!(
+        !ClientStore::set_token_lifetimes(store, "missing", minutes(5), None)
             .await
             .unwrap()
     );
@@ -3283,6 +3358,7 @@ macro_rules! behaviour_suite {
             check_client_duplicate_is_conflict,
             check_client_list_ordered_by_id,
             check_client_set_secret,
+            check_client_set_token_lifetimes,
             check_client_delete,
             check_user_round_trip,
             check_user_duplicates_are_conflicts,
@@ -3583,7 +3659,7 @@ mod sqlite {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
         pool.close().await;
     }
 
@@ -3896,7 +3972,7 @@ mod postgres {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
         pool.close().await;
         db.drop_now().await;
     }
@@ -3971,7 +4047,7 @@ mod postgres {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
         pool.close().await;
         db.drop_now().await;
     }

@@ -188,6 +188,8 @@ fn build_client(args: &ClientCreate, random: &dyn SecureRandom) -> Result<Client
         grant_types,
         scopes,
         audiences: args.audiences.clone(),
+        access_token_ttl: None,
+        refresh_token_ttl: None,
         created_at: SystemClock.now(),
     })
 }

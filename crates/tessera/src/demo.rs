@@ -52,6 +52,8 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         scopes: scopes.clone(),
         audiences: vec![AUDIENCE.into()],
+        access_token_ttl: None,
+        refresh_token_ttl: None,
         created_at: now,
     };
     match ports.clients.create(&public).await {
@@ -68,6 +70,8 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         grant_types: vec![GrantType::ClientCredentials],
         scopes,
         audiences: vec![AUDIENCE.into()],
+        access_token_ttl: None,
+        refresh_token_ttl: None,
         created_at: now,
     };
     match ports.clients.create(&service).await {

@@ -7,6 +7,7 @@
 //! sessions and families are not exported: users sign in again after a move.
 
 use std::io::{Read, Write};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -61,6 +62,8 @@ where
                 "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
                 "scope": c.scopes.to_string(),
                 "audiences": c.audiences,
+                "access_token_ttl": c.access_token_ttl.map(|d| d.as_secs()),
+                "refresh_token_ttl": c.refresh_token_ttl.map(|d| d.as_secs()),
                 "created_at": c.created_at.0,
             })
         })
@@ -189,8 +192,22 @@ fn client(v: &Value) -> Result<Client> {
         grant_types,
         scopes: ScopeSet::from_tokens(scope.split(' ').filter(|s| !s.is_empty())),
         audiences: strings(v, "audiences")?,
+        access_token_ttl: lifetime(v, "access_token_ttl")?,
+        refresh_token_ttl: lifetime(v, "refresh_token_ttl")?,
         created_at: UnixTime(int(v, "created_at")?),
     })
+}
+
+/// An optional lifetime in whole seconds; missing or `null` (exports from before per-client
+/// lifetimes) is `None`, the server's global value.
+fn lifetime(v: &Value, name: &str) -> Result<Option<Duration>> {
+    match &v[name] {
+        Value::Null => Ok(None),
+        value => match value.as_u64() {
+            Some(secs) if secs > 0 => Ok(Some(Duration::from_secs(secs))),
+            _ => bail!("`{name}` must be a positive number of seconds or null"),
+        },
+    }
 }
 
 fn user(v: &Value) -> Result<User> {

@@ -95,7 +95,7 @@ pub async fn exchange(
     };
     let refresh = registered
         .allows(GrantType::RefreshToken)
-        .then(|| refresh_token(server, family.absolute_expires_at));
+        .then(|| refresh_token(server, registered, family.absolute_expires_at));
     let subject = Subject::User {
         user,
         auth_time: record.auth_time,

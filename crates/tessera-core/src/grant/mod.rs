@@ -11,7 +11,7 @@ pub mod refresh_token;
 use serde::Serialize;
 
 use crate::access_token::AccessTokenClaims;
-use crate::client::AuthenticatedClient;
+use crate::client::{AuthenticatedClient, Client};
 use crate::error::OAuthError;
 use crate::pkce::PkceVerified;
 use crate::refresh_family::{IssuedAccessToken, NewRefreshToken, REFRESH_PREFIX};
@@ -85,7 +85,8 @@ pub(crate) fn access_token(
         } => (user.id, Some(user.roles), Some(auth_time.0)),
         Subject::Client => (client.id.clone(), None, None),
     };
-    let lifetime = policy.access_token_ttl;
+    // A client's own lifetime beats the global one.
+    let lifetime = client.access_token_ttl.unwrap_or(policy.access_token_ttl);
     let exp = now.plus(lifetime);
     let claims = AccessTokenClaims {
         iss: policy.issuer.clone(),
@@ -112,18 +113,23 @@ pub(crate) fn access_token(
 }
 
 /// A fresh refresh token: the secret for the client and the record for the store, expiring
-/// after the refresh TTL but never past `cap` (the family's absolute limit).
+/// after the refresh TTL (the client's own, else the global one) but never past `cap` (the
+/// family's absolute limit).
 pub(crate) fn refresh_token(
     server: &AuthorizationServer,
+    client: &Client,
     cap: UnixTime,
 ) -> (String, NewRefreshToken) {
     let ports = server.ports();
     let now = ports.clock.now();
+    let ttl = client
+        .refresh_token_ttl
+        .unwrap_or_else(|| server.policy().refresh_token_ttl);
     let secret = secret::mint(ports.random.as_ref(), REFRESH_PREFIX);
     let record = NewRefreshToken {
         token_hash: SecretHash::of(&secret),
         issued_at: now,
-        expires_at: now.plus(server.policy().refresh_token_ttl).min(cap),
+        expires_at: now.plus(ttl).min(cap),
     };
     (secret, record)
 }

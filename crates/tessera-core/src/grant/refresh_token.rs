@@ -84,7 +84,7 @@ pub async fn refresh(
         _proof: UserGrantProof::Refresh(RefreshVerified(())),
     };
     let access = access_token(server, &client, subject, family.audience.clone(), &scope)?;
-    let (secret, next) = refresh_token(server, family.absolute_expires_at);
+    let (secret, next) = refresh_token(server, registered, family.absolute_expires_at);
     let won = match &step {
         Step::Rotate => {
             ports

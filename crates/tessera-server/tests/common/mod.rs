@@ -258,6 +258,8 @@ impl TestServer {
             grant_types: grants.to_vec(),
             scopes: ScopeSet::from_tokens(["read", "write"]),
             audiences: vec![AUDIENCE.into(), "https://other.example.test".into()],
+            access_token_ttl: None,
+            refresh_token_ttl: None,
             created_at: self.clock.now(),
         };
         ClientStore::create(&self.store, &client).await.unwrap();

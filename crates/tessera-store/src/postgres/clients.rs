@@ -1,5 +1,7 @@
 //! `ClientStore` on PostgreSQL.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -7,6 +9,8 @@ use tessera_core::StoreError;
 use tessera_core::client::{Client, ClientStore, GrantType};
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
+
+use crate::codec::{ttl_from, ttl_to};
 
 use super::{PostgresStore, from_json, hash_from, map_err, retry, scope_from, to_json};
 
@@ -27,6 +31,8 @@ fn row_to_client(row: &PgRow) -> Result<Client, StoreError> {
         grant_types: grants,
         scopes: scope_from(row.try_get("scopes").map_err(get)?),
         audiences: from_json(row.try_get("audiences").map_err(get)?)?,
+        access_token_ttl: ttl_from(row.try_get("access_token_ttl").map_err(get)?)?,
+        refresh_token_ttl: ttl_from(row.try_get("refresh_token_ttl").map_err(get)?)?,
         created_at: UnixTime(row.try_get("created_at").map_err(get)?),
     })
 }
@@ -47,7 +53,8 @@ impl ClientStore for PostgresStore {
         retry(|| async {
             sqlx::query(
                 "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, \
-                 scopes, audiences, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 scopes, audiences, access_token_ttl, refresh_token_ttl, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -56,6 +63,8 @@ impl ClientStore for PostgresStore {
             .bind(&grants)
             .bind(c.scopes.to_string())
             .bind(&audiences)
+            .bind(ttl_to(c.access_token_ttl))
+            .bind(ttl_to(c.refresh_token_ttl))
             .bind(c.created_at.0)
             .execute(&self.pool)
             .await?;
@@ -67,7 +76,7 @@ impl ClientStore for PostgresStore {
     async fn find(&self, id: &str) -> Result<Option<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             created_at FROM clients WHERE id = $1",
+             access_token_ttl, refresh_token_ttl, created_at FROM clients WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -81,7 +90,7 @@ impl ClientStore for PostgresStore {
     async fn list(&self) -> Result<Vec<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             created_at FROM clients ORDER BY id COLLATE \"C\"",
+             access_token_ttl, refresh_token_ttl, created_at FROM clients ORDER BY id COLLATE \"C\"",
         )
         .fetch_all(&self.pool)
         .await
@@ -98,6 +107,26 @@ impl ClientStore for PostgresStore {
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn set_token_lifetimes(
+        &self,
+        id: &str,
+        access_token_ttl: Option<Duration>,
+        refresh_token_ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        retry(|| async {
+            let done = sqlx::query(
+                "UPDATE clients SET access_token_ttl = $1, refresh_token_ttl = $2 WHERE id = $3",
+            )
+            .bind(ttl_to(access_token_ttl))
+            .bind(ttl_to(refresh_token_ttl))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
             Ok(done.rows_affected() == 1)
         })
         .await

@@ -50,6 +50,11 @@ fn migrator() -> Migrator {
             "refresh families",
             include_str!("../../migrations/postgres/0002_refresh_families.sql"),
         ),
+        (
+            3,
+            "client token lifetimes",
+            include_str!("../../migrations/postgres/0003_client_token_lifetimes.sql"),
+        ),
     ])
 }
 

@@ -1,5 +1,7 @@
 //! `ClientStore` on SQLite.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -8,6 +10,8 @@ use tessera_core::client::{Client, ClientStore, GrantType};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
+
+use crate::codec::{ttl_from, ttl_to};
 
 use super::{SqliteStore, from_json, hash_from, map_err, to_json};
 
@@ -29,6 +33,8 @@ fn row_to_client(row: &SqliteRow) -> Result<Client, StoreError> {
         grant_types: grants,
         scopes: ScopeSet::from_tokens(scopes.split(' ').filter(|s| !s.is_empty())),
         audiences: from_json(row.try_get("audiences").map_err(get)?)?,
+        access_token_ttl: ttl_from(row.try_get("access_token_ttl").map_err(get)?)?,
+        refresh_token_ttl: ttl_from(row.try_get("refresh_token_ttl").map_err(get)?)?,
         created_at: UnixTime(row.try_get("created_at").map_err(get)?),
     })
 }
@@ -43,7 +49,8 @@ impl ClientStore for SqliteStore {
             .collect();
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, \
-             audiences, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             audiences, access_token_ttl, refresh_token_ttl, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -52,6 +59,8 @@ impl ClientStore for SqliteStore {
         .bind(to_json(&grants))
         .bind(c.scopes.to_string())
         .bind(to_json(&c.audiences))
+        .bind(ttl_to(c.access_token_ttl))
+        .bind(ttl_to(c.refresh_token_ttl))
         .bind(c.created_at.0)
         .execute(&self.writer)
         .await
@@ -62,7 +71,7 @@ impl ClientStore for SqliteStore {
     async fn find(&self, id: &str) -> Result<Option<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             created_at FROM clients WHERE id = ?",
+             access_token_ttl, refresh_token_ttl, created_at FROM clients WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -76,7 +85,7 @@ impl ClientStore for SqliteStore {
     async fn list(&self) -> Result<Vec<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             created_at FROM clients ORDER BY id",
+             access_token_ttl, refresh_token_ttl, created_at FROM clients ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
@@ -93,6 +102,24 @@ impl ClientStore for SqliteStore {
             .execute(&self.writer)
             .await
             .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_token_lifetimes(
+        &self,
+        id: &str,
+        access_token_ttl: Option<Duration>,
+        refresh_token_ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET access_token_ttl = ?, refresh_token_ttl = ? WHERE id = ?",
+        )
+        .bind(ttl_to(access_token_ttl))
+        .bind(ttl_to(refresh_token_ttl))
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -41,6 +41,11 @@ fn migrator() -> Migrator {
             "refresh families",
             include_str!("../../migrations/sqlite/0002_refresh_families.sql"),
         ),
+        (
+            3,
+            "client token lifetimes",
+            include_str!("../../migrations/sqlite/0003_client_token_lifetimes.sql"),
+        ),
     ])
 }
 

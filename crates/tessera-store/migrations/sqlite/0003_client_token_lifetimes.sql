@@ -1,0 +1,5 @@
+-- Per-client token lifetimes: each overrides the server's global value when set. Seconds;
+-- NULL means the client uses the global value.
+
+ALTER TABLE clients ADD COLUMN access_token_ttl INTEGER CHECK (access_token_ttl > 0);
+ALTER TABLE clients ADD COLUMN refresh_token_ttl INTEGER CHECK (refresh_token_ttl > 0);
