@@ -1,5 +1,6 @@
 //! Command-line interface: every server setting is a flag and a `TESSERA_*` variable.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +20,14 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// TOML configuration file: keys are the settings' names (`access_token_ttl = "15m"`),
+    /// top-level or in a table per command (`[serve]`); flags and environment win over it.
+    #[arg(long, env = "TESSERA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Security profile presetting token lifetimes: standard, high or internal; explicit
+    /// settings (flag, environment, file) win over it.
+    #[arg(long, env = "TESSERA_PROFILE", global = true, value_enum)]
+    pub profile: Option<crate::settings::Profile>,
 }
 
 /// The subcommands.
@@ -48,6 +57,45 @@ pub enum Command {
     Token(TokenArgs),
     /// Revoke the session's refresh token at the issuer and delete the local credentials.
     Logout,
+    /// Show, check or document the effective configuration.
+    Config(ConfigArgs),
+}
+
+/// `tessera config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// Configuration operations; each resolves the settings of `--command` (default `serve`)
+/// from the arguments after `--`, the environment, the file and the profile.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting's effective value and where it came from (secrets redacted).
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+        /// The command whose settings to show: serve, guard or janitor.
+        #[arg(long = "command", default_value = "serve")]
+        of: String,
+        /// Arguments of that command, after `--`.
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Validate the settings without starting anything; exit 1 on the first problem list.
+    Check {
+        /// The command whose settings to check: serve, guard or janitor.
+        #[arg(long = "command", default_value = "serve")]
+        of: String,
+        /// Arguments of that command, after `--`.
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Print the settings reference (Markdown) that README.md embeds.
+    Docs,
 }
 
 /// `tessera login`.
@@ -383,6 +431,19 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Log filter: a level, or per-target directives (`info,tessera_core=debug`); changes on reload.
+    #[arg(
+        long,
+        env = "TESSERA_LOG",
+        default_value = "info,sqlx=warn,tower_http=warn"
+    )]
+    pub log_level: String,
+    /// Reload the configuration file when it changes (as on SIGHUP), checked every second.
+    #[arg(long, env = "TESSERA_WATCH_CONFIG")]
+    pub watch_config: bool,
+    /// Allow an http:// issuer that is not a loopback address (never in production: tokens and credentials would cross the network in clear).
+    #[arg(long, env = "TESSERA_ALLOW_HTTP_ISSUER")]
+    pub allow_http_issuer: bool,
     /// Signing keys, their schedule, and the settings it depends on.
     #[command(flatten)]
     pub keys: KeySettings,

@@ -14,7 +14,7 @@ use crate::serve;
 
 /// Runs the forward-auth service until SIGINT or SIGTERM.
 pub async fn run(args: GuardArgs) -> Result<()> {
-    serve::init_logging(LogFormat::Text);
+    serve::init_logging(LogFormat::Text, &serve::env_log_filter());
     let issuer = args.issuer.trim_end_matches('/').to_owned();
     let config = guard_config(&args, &issuer).await?;
     let guard = Guard::new(config).context("guard settings")?;

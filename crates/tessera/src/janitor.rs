@@ -68,7 +68,7 @@ pub async fn run_every(store: &dyn Janitor, redis: Option<&RedisLink>, interval:
 
 /// `tessera janitor`.
 pub async fn run(args: JanitorArgs) -> Result<()> {
-    crate::serve::init_logging(crate::cli::LogFormat::Text);
+    crate::serve::init_logging(crate::cli::LogFormat::Text, &crate::serve::env_log_filter());
     args.redis.check().map_err(anyhow::Error::msg)?;
     let store = storage::open(&args.store).await?;
     let redis = match args.redis.options() {

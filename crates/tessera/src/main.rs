@@ -4,27 +4,59 @@
 
 mod cli;
 mod client_cmd;
+mod config_cmd;
 mod demo;
 mod guard_cmd;
 mod janitor;
 mod keys;
 mod login_cmd;
+mod reload;
 mod serve;
+mod settings;
 mod storage;
 mod transfer;
 mod user_cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
+use crate::settings::ResolveError;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => serve::run(*args).await,
+    // Flags, environment, the configuration file and the profile, with their sources.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let resolved = match settings::resolve(&argv) {
+        Ok(resolved) => resolved,
+        Err(ResolveError::Clap(e)) => e.exit(),
+        Err(ResolveError::Settings(problems)) => {
+            eprintln!("error: invalid configuration:\n  {}", problems.join("\n  "));
+            return ExitCode::FAILURE;
+        }
+    };
+    // Checked before anything binds a port.
+    let findings = match &resolved.cli.command {
+        Command::Serve(args) => config_cmd::check_serve(args, &resolved),
+        _ => config_cmd::Findings::default(),
+    };
+    if !findings.errors.is_empty() {
+        eprintln!(
+            "error: invalid configuration:\n  {}",
+            findings.errors.join("\n  ")
+        );
+        return ExitCode::FAILURE;
+    }
+    let settings = resolved.settings;
+    let result = match resolved.cli.command {
+        Command::Serve(args) => {
+            let startup = serve::Startup {
+                argv,
+                settings,
+                warnings: findings.warnings,
+            };
+            serve::run(*args, startup).await
+        }
+        Command::Config(args) => config_cmd::run(args.command, &settings),
         Command::Client(args) => client_cmd::run(args).await,
         Command::User(args) => user_cmd::run(args).await,
         Command::Janitor(args) => janitor::run(args).await,

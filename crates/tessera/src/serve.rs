@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tessera_cache::{LocalCache, RedisBus, RedisCache, RedisLink, RevocationFollower, TieredCache};
@@ -17,7 +17,20 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, ServeArgs};
-use crate::{demo, janitor, keys, storage};
+use crate::settings::Setting;
+use crate::{demo, janitor, keys, reload, storage};
+
+/// The configuration file named by the settings, if any.
+fn config_file(settings: &[Setting]) -> Option<std::path::PathBuf> {
+    settings
+        .iter()
+        .find(|s| s.key == "config")
+        .and_then(|s| s.value.clone())
+        .map(std::path::PathBuf::from)
+}
+
+/// The longest validation-cache TTL the settings allow (a reload may raise it up to this).
+const MAX_VALIDATION_CACHE_TTL: Duration = Duration::from_secs(3600);
 
 /// How often Redis is pinged when nothing else uses it, so health stays current.
 const REDIS_WATCH: Duration = Duration::from_secs(1);
@@ -43,66 +56,37 @@ impl HealthCheck for Health {
     }
 }
 
-/// Installs the log subscriber (stderr, text or JSON, filtered by `TESSERA_LOG`).
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+/// Changes the log filter of a running process (a configuration reload).
+pub type LogHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+/// The log filter of commands without a `--log-level`: `TESSERA_LOG`, or the default.
+pub fn env_log_filter() -> String {
+    std::env::var("TESSERA_LOG").unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".to_owned())
 }
 
-/// Checks the settings before anything binds a port.
-fn check(args: &ServeArgs) -> Result<()> {
-    let within = |d: Duration, min: u64, max: u64| (min..=max).contains(&d.as_secs());
-    if !within(args.keys.access_token_ttl, 60, 86_400) {
-        bail!("TESSERA_ACCESS_TOKEN_TTL / --access-token-ttl must be between 1m and 24h");
-    }
-    if !within(args.code_ttl, 10, 600) {
-        bail!("TESSERA_CODE_TTL / --code-ttl must be between 10s and 10m (RFC 6749 §4.1.2)");
-    }
-    if !within(args.session_ttl, 60, 30 * 86_400) {
-        bail!("TESSERA_SESSION_TTL / --session-ttl must be between 1m and 30d");
-    }
-    if !within(args.refresh_token_ttl, 3600, 365 * 86_400) {
-        bail!("TESSERA_REFRESH_TOKEN_TTL / --refresh-token-ttl must be between 1h and 365d");
-    }
-    if args.refresh_token_max_lifetime < args.refresh_token_ttl
-        || args.refresh_token_max_lifetime.as_secs() > 3 * 365 * 86_400
-    {
-        bail!(
-            "TESSERA_REFRESH_TOKEN_MAX_LIFETIME / --refresh-token-max-lifetime must be at least \
-             the refresh token TTL and at most 3 years"
-        );
-    }
-    if args.refresh_grace.as_secs() > 300 {
-        bail!("TESSERA_REFRESH_GRACE / --refresh-grace must be at most 5m");
-    }
-    if args.validation_cache_ttl.as_secs() > 3600 {
-        bail!("TESSERA_VALIDATION_CACHE_TTL / --validation-cache-ttl must be at most 1h");
-    }
-    if args.revocation_poll_interval < Duration::from_millis(10)
-        || args.revocation_poll_interval > Duration::from_secs(1)
-    {
-        bail!(
-            "TESSERA_REVOCATION_POLL_INTERVAL / --revocation-poll-interval must be between 10ms \
-             and 1s (a revoked token must be refused everywhere within one second)"
-        );
-    }
-    if args.keys.jwks_max_age.as_secs() > 86_400 {
-        bail!("TESSERA_JWKS_MAX_AGE / --jwks-max-age must be at most 24h");
-    }
-    args.redis.check().map_err(anyhow::Error::msg)?;
-    keys::policy(&args.keys)?;
-    keys::kind(&args.keys)?;
-    if args.key_refresh_interval < Duration::from_secs(1) {
-        bail!("TESSERA_KEY_REFRESH_INTERVAL / --key-refresh-interval must be at least 1s");
-    }
-    Ok(())
+/// Installs the log subscriber (stderr, text or JSON) with `filter` (a level or
+/// `EnvFilter` directives); an invalid filter falls back to the default.
+pub fn init_logging(format: LogFormat, filter: &str) -> LogHandle {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let output = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .try_init();
+    handle
 }
 
 /// The issuer: as configured, or derived from the bound address.
@@ -112,23 +96,41 @@ fn issuer(args: &ServeArgs, bound: std::net::SocketAddr) -> Result<String> {
         None if bound.ip().is_unspecified() => format!("http://127.0.0.1:{}", bound.port()),
         None => format!("http://{bound}"),
     };
-    // RFC 8414 §2: an https URL with no query or fragment (http allowed for local use).
-    let url =
-        url::Url::parse(&issuer).context("TESSERA_ISSUER / --issuer must be an absolute URL")?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.query().is_some()
-        || url.fragment().is_some()
-    {
-        bail!("TESSERA_ISSUER / --issuer must be an http(s) URL without query or fragment");
-    }
+    crate::config_cmd::check_issuer(&issuer, args.allow_http_issuer)
+        .map_err(|problem| anyhow::anyhow!("issuer {issuer}: {problem}"))?;
     Ok(issuer)
 }
 
+/// The policy the flows apply, from the settings (the issuer is fixed at start).
+pub fn policy(args: &ServeArgs, issuer: String) -> Policy {
+    let mut policy = Policy::new(issuer);
+    policy.access_token_ttl = args.keys.access_token_ttl;
+    policy.code_ttl = args.code_ttl;
+    policy.session_ttl = args.session_ttl;
+    policy.refresh_token_ttl = args.refresh_token_ttl;
+    policy.refresh_token_max_lifetime = args.refresh_token_max_lifetime;
+    policy.refresh_grace = args.refresh_grace;
+    policy.validation_cache_ttl = args.validation_cache_ttl;
+    policy
+}
+
+/// How the server was started, for reloading its configuration.
+pub struct Startup {
+    /// The command line, re-resolved on each reload (the environment is the process's).
+    pub argv: Vec<std::ffi::OsString>,
+    /// The settings in force at start.
+    pub settings: Vec<Setting>,
+    /// Warnings found by the checks at start.
+    pub warnings: Vec<String>,
+}
+
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn run(args: ServeArgs) -> Result<()> {
+pub async fn run(args: ServeArgs, startup: Startup) -> Result<()> {
     let started = Instant::now();
-    init_logging(args.log_format);
-    check(&args)?;
+    let log = init_logging(args.log_format, &args.log_level);
+    for warning in &startup.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
     let store = storage::open(&args.store).await?;
     let master = keys::master_key(&args.keys, &args.store)?;
     // Opens every stored key first: a wrong master key stops the start here, before any
@@ -151,14 +153,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let bound = listener.local_addr()?;
-    let mut policy = Policy::new(issuer(&args, bound)?);
-    policy.access_token_ttl = args.keys.access_token_ttl;
-    policy.code_ttl = args.code_ttl;
-    policy.session_ttl = args.session_ttl;
-    policy.refresh_token_ttl = args.refresh_token_ttl;
-    policy.refresh_token_max_lifetime = args.refresh_token_max_lifetime;
-    policy.refresh_grace = args.refresh_grace;
-    policy.validation_cache_ttl = args.validation_cache_ttl;
+    let policy = policy(&args, issuer(&args, bound)?);
     let issuer = policy.issuer.clone();
 
     let metrics = PrometheusBuilder::new()
@@ -180,11 +175,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    // Built for the longest validation-cache TTL a reload may set (entries get the TTL in
+    // force when they are written), so revocation markers always outlive entries.
     let cache = Arc::new(TieredCache::new(
-        LocalCache::new(args.validation_cache_capacity, args.validation_cache_ttl),
+        LocalCache::new(args.validation_cache_capacity, MAX_VALIDATION_CACHE_TTL),
         redis
             .as_ref()
-            .map(|link| RedisCache::new(link.clone(), args.validation_cache_ttl)),
+            .map(|link| RedisCache::new(link.clone(), MAX_VALIDATION_CACHE_TTL)),
     ));
     let (follower, _follow) = RevocationFollower::start(
         ports.revocations.clone(),
@@ -252,6 +249,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(setup) = &demo {
         demo::print(setup);
     }
+    let watched = args
+        .watch_config
+        .then(|| config_file(&startup.settings))
+        .flatten();
+    tokio::spawn(reload::run(
+        reload::Reloader {
+            argv: startup.argv,
+            running: startup.settings,
+            issuer: issuer.clone(),
+            server: server.clone(),
+            log,
+        },
+        watched,
+    ));
     tessera_server::serve(listener, router, shutdown_signal())
         .await
         .context("server failed")?;

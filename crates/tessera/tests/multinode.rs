@@ -88,6 +88,8 @@ fn deployment_env(db: &Database, prefix: &str) -> Vec<(String, String)> {
         ("TESSERA_REDIS_URL", "redis://127.0.0.1:6379".into()),
         ("TESSERA_REDIS_PREFIX", prefix.into()),
         ("TESSERA_ISSUER", "http://auth.multinode.test".into()),
+        // A shared public name over plain http: only allowed explicitly.
+        ("TESSERA_ALLOW_HTTP_ISSUER", "true".into()),
         ("TESSERA_JWKS_MAX_AGE", "1s".into()),
         ("TESSERA_KEY_PUBLISH_AHEAD", "1s".into()),
         // Only the Redis bus can make nodes reload their keys within the test.
