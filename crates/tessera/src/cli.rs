@@ -486,6 +486,8 @@ pub enum OutputFormat {
 pub enum ClientCommand {
     /// Register a client.
     Create(ClientCreate),
+    /// Change a client's token lifetimes.
+    Update(ClientUpdate),
     /// List clients.
     List {
         /// Output format.
@@ -538,6 +540,31 @@ pub struct ClientCreate {
     /// Allowed audience / RFC 8707 resource (repeatable); the first is the default `aud`.
     #[arg(long = "audience", visible_alias = "resource")]
     pub audiences: Vec<String>,
+    /// This client's access-token lifetime, e.g. `5m` (1m to 24h; default: the server's).
+    #[arg(long, value_name = "DURATION")]
+    pub access_token_ttl: Option<String>,
+    /// This client's refresh-token lifetime, e.g. `2d` (1h to 365d, at least the access-token
+    /// lifetime; default: the server's).
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_token_ttl: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+/// `tessera client update`: the lifetimes given change, the others stay.
+#[derive(Debug, Args)]
+pub struct ClientUpdate {
+    /// The client id.
+    pub id: String,
+    /// This client's access-token lifetime, e.g. `5m` (1m to 24h), or `default` for the
+    /// server's.
+    #[arg(long, value_name = "DURATION|default")]
+    pub access_token_ttl: Option<String>,
+    /// This client's refresh-token lifetime, e.g. `2d` (1h to 365d, at least the access-token
+    /// lifetime), or `default` for the server's.
+    #[arg(long, value_name = "DURATION|default")]
+    pub refresh_token_ttl: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,

@@ -1,19 +1,24 @@
-//! `tessera client create|list|show|delete`.
+//! `tessera client create|update|list|show|delete`.
 
 use std::io::Read;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tessera_core::StoreError;
 use tessera_core::authorize::check_redirect_uri;
 use tessera_core::client::{Client, ClientStore, GrantType};
+use tessera_core::policy::{
+    ACCESS_TOKEN_TTL_BOUNDS, Bounds, REFRESH_TOKEN_TTL_BOUNDS, format_duration,
+    refresh_covers_access,
+};
 use tessera_core::random::SecureRandom;
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::{self, SecretHash};
 use tessera_core::time::{Clock, SystemClock};
 use tessera_store::OsRandom;
 
-use crate::cli::{ClientArgs, ClientCommand, ClientCreate, OutputFormat};
+use crate::cli::{ClientArgs, ClientCommand, ClientCreate, ClientUpdate, OutputFormat};
 use crate::storage;
 
 /// Shortest client secret accepted from an operator: secrets are stored as fast SHA-256
@@ -26,6 +31,7 @@ pub async fn run(args: ClientArgs) -> Result<()> {
     let store: &dyn ClientStore = &*db;
     match args.command {
         ClientCommand::Create(create) => create_client(store, create).await,
+        ClientCommand::Update(update) => update_client(store, update).await,
         ClientCommand::List { format } => {
             let clients = store.list().await?;
             match format {
@@ -34,9 +40,21 @@ pub async fn run(args: ClientArgs) -> Result<()> {
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 }
                 OutputFormat::Text => {
-                    println!("{:<24} {:<13} {:<40} NAME", "CLIENT_ID", "TYPE", "GRANTS");
+                    println!(
+                        "{:<24} {:<13} {:<40} {:<11} {:<12} NAME",
+                        "CLIENT_ID", "TYPE", "GRANTS", "ACCESS_TTL", "REFRESH_TTL"
+                    );
                     for c in &clients {
-                        println!("{:<24} {:<13} {:<40} {}", c.id, kind(c), grants(c), c.name);
+                        let ttl = |t: Option<Duration>| t.map_or("-".into(), format_duration);
+                        println!(
+                            "{:<24} {:<13} {:<40} {:<11} {:<12} {}",
+                            c.id,
+                            kind(c),
+                            grants(c),
+                            ttl(c.access_token_ttl),
+                            ttl(c.refresh_token_ttl),
+                            c.name
+                        );
                     }
                 }
             }
@@ -109,6 +127,87 @@ async fn create_client(store: &dyn ClientStore, args: ClientCreate) -> Result<()
     Ok(())
 }
 
+/// `tessera client update`: replaces the lifetimes given, keeps the others.
+async fn update_client(store: &dyn ClientStore, args: ClientUpdate) -> Result<()> {
+    if args.access_token_ttl.is_none() && args.refresh_token_ttl.is_none() {
+        bail!("nothing to update: give --access-token-ttl and/or --refresh-token-ttl");
+    }
+    let access = args
+        .access_token_ttl
+        .as_deref()
+        .map(|v| lifetime_or_default(ACCESS_FLAG, v, ACCESS_TOKEN_TTL_BOUNDS))
+        .transpose()?;
+    let refresh = args
+        .refresh_token_ttl
+        .as_deref()
+        .map(|v| lifetime_or_default(REFRESH_FLAG, v, REFRESH_TOKEN_TTL_BOUNDS))
+        .transpose()?;
+    let Some(client) = store.find(&args.id).await? else {
+        bail!("no client with id `{}`", args.id);
+    };
+    let client = Client {
+        access_token_ttl: access.unwrap_or(client.access_token_ttl),
+        refresh_token_ttl: refresh.unwrap_or(client.refresh_token_ttl),
+        ..client
+    };
+    check_refresh_covers_access(client.access_token_ttl, client.refresh_token_ttl)?;
+    let updated = store
+        .set_token_lifetimes(
+            &client.id,
+            client.access_token_ttl,
+            client.refresh_token_ttl,
+        )
+        .await?;
+    if !updated {
+        bail!("no client with id `{}`", client.id);
+    }
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&to_json(&client))?),
+        OutputFormat::Text => print_client(&client),
+    }
+    Ok(())
+}
+
+const ACCESS_FLAG: &str = "--access-token-ttl";
+const REFRESH_FLAG: &str = "--refresh-token-ttl";
+
+/// A lifetime flag's value: a duration such as `5m` or `2d` within `bounds`.
+fn lifetime(flag: &str, value: &str, bounds: Bounds) -> Result<Duration> {
+    let ttl = humantime::parse_duration(value.trim()).map_err(|e| {
+        anyhow::anyhow!("{flag} {value}: not a duration ({e}; examples: 5m, 8h, 7d)")
+    })?;
+    if !bounds.contains(ttl) {
+        bail!("{flag} {value} is out of range: allowed {bounds}");
+    }
+    Ok(ttl)
+}
+
+/// A lifetime flag's value for `update`: a lifetime, or `default` (`None`) to clear the
+/// override so the server's global value applies.
+fn lifetime_or_default(flag: &str, value: &str, bounds: Bounds) -> Result<Option<Duration>> {
+    if value.trim().eq_ignore_ascii_case("default") {
+        return Ok(None);
+    }
+    lifetime(flag, value, bounds).map(Some)
+}
+
+/// Refuses a refresh-token lifetime shorter than the client's access-token lifetime. Only
+/// when both are the client's own: the server's global values are the server's setting,
+/// validated where it is read.
+fn check_refresh_covers_access(access: Option<Duration>, refresh: Option<Duration>) -> Result<()> {
+    if let (Some(access), Some(refresh)) = (access, refresh)
+        && !refresh_covers_access(access, refresh)
+    {
+        bail!(
+            "{REFRESH_FLAG} {} is shorter than {ACCESS_FLAG} {}: a refresh token must live at \
+             least as long as the access tokens issued with it",
+            format_duration(refresh),
+            format_duration(access)
+        );
+    }
+    Ok(())
+}
+
 /// Whether every byte is an RFC 3986 unreserved character. RFC 6749 §2.3.1 has clients
 /// form-encode the id and secret inside HTTP Basic, but common clients (authlib, `requests`)
 /// send them raw; restricting both to characters that encoding leaves unchanged makes every
@@ -173,6 +272,17 @@ fn build_client(args: &ClientCreate, random: &dyn SecureRandom) -> Result<Client
         ScopeSet::parse(joined.trim())
             .map_err(|e| anyhow::anyhow!("--scope: {}", e.description()))?
     };
+    let access_token_ttl = args
+        .access_token_ttl
+        .as_deref()
+        .map(|v| lifetime(ACCESS_FLAG, v, ACCESS_TOKEN_TTL_BOUNDS))
+        .transpose()?;
+    let refresh_token_ttl = args
+        .refresh_token_ttl
+        .as_deref()
+        .map(|v| lifetime(REFRESH_FLAG, v, REFRESH_TOKEN_TTL_BOUNDS))
+        .transpose()?;
+    check_refresh_covers_access(access_token_ttl, refresh_token_ttl)?;
     for aud in &args.audiences {
         // RFC 8707 §2: a resource is an absolute URI without a fragment.
         let ok = url::Url::parse(aud).is_ok_and(|u| u.fragment().is_none());
@@ -188,8 +298,8 @@ fn build_client(args: &ClientCreate, random: &dyn SecureRandom) -> Result<Client
         grant_types,
         scopes,
         audiences: args.audiences.clone(),
-        access_token_ttl: None,
-        refresh_token_ttl: None,
+        access_token_ttl,
+        refresh_token_ttl,
         created_at: SystemClock.now(),
     })
 }
@@ -219,6 +329,9 @@ fn to_json(c: &Client) -> serde_json::Value {
         "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "scope": c.scopes.to_string(),
         "audiences": c.audiences,
+        // Seconds, as in `tessera export`; null: the server's global value.
+        "access_token_ttl": c.access_token_ttl.map(|d| d.as_secs()),
+        "refresh_token_ttl": c.refresh_token_ttl.map(|d| d.as_secs()),
         "created_at": c.created_at.0,
     })
 }
@@ -231,4 +344,7 @@ fn print_client(c: &Client) {
     println!("redirect_uris  {}", c.redirect_uris.join(" "));
     println!("scope          {}", c.scopes);
     println!("audiences      {}", c.audiences.join(" "));
+    let ttl = |t: Option<Duration>| t.map_or("server default".into(), format_duration);
+    println!("access_ttl     {}", ttl(c.access_token_ttl));
+    println!("refresh_ttl    {}", ttl(c.refresh_token_ttl));
 }
