@@ -940,3 +940,152 @@ async fn tessera_guard_in_introspection_mode_asks_the_issuer_about_each_token() 
             .contains("invalid_token")
     );
 }
+
+#[test]
+fn client_token_lifetimes_are_validated_updated_shown_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["client", "create", "--id", "svc"];
+        args.extend_from_slice(extra);
+        args
+    }
+    // Each refusal names the flag, the value and the allowed range, and creates nothing.
+    for (extra, message) in [
+        (
+            &["--access-token-ttl", "30s"][..],
+            "--access-token-ttl 30s is out of range: allowed 1m to 24h",
+        ),
+        (
+            &["--access-token-ttl", "25h"][..],
+            "--access-token-ttl 25h is out of range: allowed 1m to 24h",
+        ),
+        (
+            &["--refresh-token-ttl", "59m"][..],
+            "--refresh-token-ttl 59m is out of range: allowed 1h to 365d",
+        ),
+        (
+            &["--refresh-token-ttl", "366d"][..],
+            "--refresh-token-ttl 366d is out of range: allowed 1h to 365d",
+        ),
+        (
+            &["--access-token-ttl", "soon"][..],
+            "--access-token-ttl soon: not a duration",
+        ),
+        (
+            &["--access-token-ttl", "2h", "--refresh-token-ttl", "1h"][..],
+            "--refresh-token-ttl 1h is shorter than --access-token-ttl 2h",
+        ),
+    ] {
+        fails_with(d, &create(extra), None, message);
+    }
+    assert_eq!(
+        ok_json(d, &["client", "list", "--format", "json"], None),
+        serde_json::json!([])
+    );
+
+    let svc = ok_json(
+        d,
+        &create(&[
+            "--access-token-ttl",
+            "5m",
+            "--refresh-token-ttl",
+            "2d",
+            "--format",
+            "json",
+        ]),
+        None,
+    );
+    assert_eq!(
+        (&svc["access_token_ttl"], &svc["refresh_token_ttl"]),
+        (&serde_json::json!(300), &serde_json::json!(172_800))
+    );
+    let shown = String::from_utf8(tessera(d, &["client", "show", "svc"], None).stdout).unwrap();
+    assert!(shown.contains("access_ttl     5m"), "{shown}");
+    assert!(shown.contains("refresh_ttl    2d"), "{shown}");
+    let listed = String::from_utf8(tessera(d, &["client", "list"], None).stdout).unwrap();
+    assert!(
+        listed.contains("ACCESS_TTL") && listed.contains(" 5m "),
+        "{listed}"
+    );
+
+    // Update changes what is given and keeps the rest; `default` clears an override.
+    let lifetimes = |v: &Value| {
+        (
+            v["access_token_ttl"].clone(),
+            v["refresh_token_ttl"].clone(),
+        )
+    };
+    let update = |extra: &[&str]| {
+        let mut args = vec!["client", "update", "svc", "--format", "json"];
+        args.extend_from_slice(extra);
+        ok_json(d, &args, None)
+    };
+    let updated = update(&["--access-token-ttl", "10m"]);
+    assert_eq!(lifetimes(&updated), (600.into(), 172_800.into()));
+    let updated = update(&["--refresh-token-ttl", "default"]);
+    assert_eq!(lifetimes(&updated), (600.into(), Value::Null));
+    let shown = String::from_utf8(tessera(d, &["client", "show", "svc"], None).stdout).unwrap();
+    assert!(shown.contains("refresh_ttl    server default"), "{shown}");
+
+    // Refused updates change nothing.
+    fails_with(
+        d,
+        &["client", "update", "svc", "--access-token-ttl", "0s"],
+        None,
+        "--access-token-ttl 0s is out of range: allowed 1m to 24h",
+    );
+    update(&["--access-token-ttl", "2h", "--refresh-token-ttl", "3h"]);
+    fails_with(
+        d,
+        &["client", "update", "svc", "--refresh-token-ttl", "1h"],
+        None,
+        "--refresh-token-ttl 1h is shorter than --access-token-ttl 2h",
+    );
+    fails_with(d, &["client", "update", "svc"], None, "nothing to update");
+    fails_with(
+        d,
+        &["client", "update", "nope", "--access-token-ttl", "5m"],
+        None,
+        "no client with id `nope`",
+    );
+    let shown = ok_json(d, &["client", "show", "svc", "--format", "json"], None);
+    assert_eq!(lifetimes(&shown), (7_200.into(), 10_800.into()));
+
+    // Export and import carry the overrides; an export from before them imports with none.
+    let exported = tessera(d, &["export"], None);
+    assert!(exported.status.success());
+    let document = String::from_utf8(exported.stdout).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    assert!(
+        tessera(target.path(), &["import"], Some(&document))
+            .status
+            .success()
+    );
+    let imported = ok_json(
+        target.path(),
+        &["client", "show", "svc", "--format", "json"],
+        None,
+    );
+    assert_eq!(lifetimes(&imported), (7_200.into(), 10_800.into()));
+
+    let mut old: Value = serde_json::from_str(&document).unwrap();
+    for client in old["clients"].as_array_mut().unwrap() {
+        let fields = client.as_object_mut().unwrap();
+        fields.remove("access_token_ttl").unwrap();
+        fields.remove("refresh_token_ttl").unwrap();
+    }
+    let target = tempfile::tempdir().unwrap();
+    let imported = tessera(target.path(), &["import"], Some(&old.to_string()));
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let imported = ok_json(
+        target.path(),
+        &["client", "show", "svc", "--format", "json"],
+        None,
+    );
+    assert_eq!(lifetimes(&imported), (Value::Null, Value::Null));
+}
