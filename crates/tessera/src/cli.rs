@@ -185,6 +185,9 @@ pub struct GuardArgs {
     /// (RFC 6750 §2.3). Off by default: URLs are logged and leak through Referer.
     #[arg(long, env = "TESSERA_GUARD_ALLOW_QUERY_TOKEN")]
     pub allow_query_token: bool,
+    /// Allow an http:// issuer that is not a loopback address (keys and introspection would then travel in clear).
+    #[arg(long, env = "TESSERA_GUARD_ALLOW_HTTP_ISSUER")]
+    pub allow_http_issuer: bool,
     /// A confidential client of the issuer, used to follow its revocation feed (revoked
     /// tokens refused within a second) and, in introspection mode, to introspect.
     #[arg(

@@ -13,7 +13,7 @@ use tessera_core::policy::{
     ACCESS_TOKEN_TTL_BOUNDS, REFRESH_TOKEN_TTL_BOUNDS, refresh_covers_access,
 };
 
-use crate::cli::{Cli, Command, ConfigCommand, OutputFormat, ServeArgs};
+use crate::cli::{Cli, Command, ConfigCommand, GuardArgs, OutputFormat, ServeArgs};
 use crate::settings::{self, ResolveError, Resolved};
 
 /// What the checks found: errors stop a start (or reject a reload), warnings are logged.
@@ -187,6 +187,35 @@ pub fn check_serve(args: &ServeArgs, r: &Resolved) -> Findings {
     found
 }
 
+/// Checks the `guard` settings.
+pub fn check_guard(args: &GuardArgs, r: &Resolved) -> Findings {
+    let mut found = Findings::default();
+    let mut bound = |key: &str, value: Duration, allowed: Range| {
+        if !allowed.contains(value) {
+            found
+                .errors
+                .push(format!("{}: must be {allowed}", r.describe(key)));
+        }
+    };
+    bound("cache_ttl", args.cache_ttl, range(0, HOUR));
+    bound("leeway", args.leeway, range(0, 5 * MINUTE));
+    bound("jwks_min_refresh", args.jwks_min_refresh, range(1, HOUR));
+    bound("stale_limit", args.stale_limit, range(0, 7 * DAY));
+    bound("discovery_timeout", args.discovery_timeout, range(1, HOUR));
+    let issuer = args.issuer.trim_end_matches('/');
+    if let Err(problem) = check_issuer(issuer, args.allow_http_issuer) {
+        found
+            .errors
+            .push(format!("{}: {problem}", r.describe("issuer")));
+    }
+    if args.audience.is_empty() {
+        found
+            .errors
+            .push(format!("{}: must not be empty", r.describe("audience")));
+    }
+    found
+}
+
 /// RFC 8414 §2: an absolute https URL without query or fragment; plain http only for a
 /// loopback address, or when explicitly allowed.
 pub fn check_issuer(issuer: &str, allow_http: bool) -> Result<(), String> {
@@ -198,8 +227,8 @@ pub fn check_issuer(issuer: &str, allow_http: bool) -> Result<(), String> {
         "https" => Ok(()),
         "http" if allow_http || is_loopback(&url) => Ok(()),
         "http" => Err(
-            "must be https unless it is a loopback address (set TESSERA_ALLOW_HTTP_ISSUER=true \
-             to allow plain http anyway)"
+            "must be https unless it is a loopback address (allow plain http anyway with \
+             --allow-http-issuer)"
                 .into(),
         ),
         _ => Err("must be an http(s) URL".into()),
@@ -212,6 +241,15 @@ fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         Some(url::Host::Domain(name)) => name == "localhost",
         None => false,
+    }
+}
+
+/// The checks of the command `resolved` runs (none for commands without settings bounds).
+pub fn check(resolved: &Resolved) -> Findings {
+    match &resolved.cli.command {
+        Command::Serve(serve) => check_serve(serve, resolved),
+        Command::Guard(guard) => check_guard(guard, resolved),
+        _ => Findings::default(),
     }
 }
 
@@ -245,10 +283,7 @@ pub fn run(command: ConfigCommand, outer: &[settings::Setting]) -> Result<()> {
         }
         ConfigCommand::Check { of, args } => {
             let resolved = resolve_for(&of, &args, &outer)?;
-            let findings = match &resolved.cli.command {
-                Command::Serve(serve) => check_serve(serve, &resolved),
-                _ => Findings::default(),
-            };
+            let findings = check(&resolved);
             for warning in &findings.warnings {
                 eprintln!("warning: {warning}");
             }

@@ -35,10 +35,7 @@ async fn main() -> ExitCode {
         }
     };
     // Checked before anything binds a port.
-    let findings = match &resolved.cli.command {
-        Command::Serve(args) => config_cmd::check_serve(args, &resolved),
-        _ => config_cmd::Findings::default(),
-    };
+    let findings = config_cmd::check(&resolved);
     if !findings.errors.is_empty() {
         eprintln!(
             "error: invalid configuration:\n  {}",

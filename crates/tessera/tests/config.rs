@@ -60,7 +60,13 @@ fn precedence_is_flag_then_environment_then_file_then_profile_then_default() {
     let config = ("TESSERA_CONFIG", file);
     let flag = ["--", "--access-token-ttl", "30m"];
     // (case, flags, environment, expected value, expected source)
-    type Case<'a> = (&'a str, &'a [&'a str], Vec<(&'a str, &'a str)>, &'a str, Value);
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        Value,
+    );
     let cases: [Case; 5] = [
         (
             "default",
@@ -593,4 +599,54 @@ fn get_metrics(base: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+#[test]
+fn the_guard_settings_are_checked_too() {
+    let cases = [
+        (
+            vec!["--issuer", "http://auth.example.com", "--audience", "api"],
+            "issuer = http://auth.example.com (from flag --issuer): must be https",
+        ),
+        (
+            vec![
+                "--issuer",
+                "https://auth.example.com",
+                "--audience",
+                "api",
+                "--cache-ttl",
+                "2h",
+            ],
+            "cache_ttl = 2h (from flag --cache-ttl): must be 0s to 1h",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["config", "check", "--command", "guard", "--"];
+        all.extend(args);
+        let out = tessera(&all, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+    let ok = tessera(
+        &[
+            "config",
+            "check",
+            "--command",
+            "guard",
+            "--",
+            "--issuer",
+            "http://127.0.0.1:8080",
+            "--audience",
+            "api",
+        ],
+        &[],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
