@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs, in order: formatting, lints, the Rust test suite (unit,
-# integration, and the `oauth2`/`jsonwebtoken` interop tests), and the Python interop
-# check (authlib + PyJWT against a real `tessera serve`). Installs what it needs.
+# integration, and the `oauth2`/`jsonwebtoken` interop tests), the Python interop
+# check (authlib + PyJWT against a real `tessera serve`), and the real-browser check of the
+# sign-in pages (tests/browser: Debian chromium driven by playwright-core). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -50,3 +51,6 @@ cargo test --workspace --doc --locked
 
 step "Python interop (authlib, PyJWT)"
 bash tests/interop/python/run.sh target/debug/tessera
+
+step "Browser end to end (Debian chromium + playwright-core, jose)"
+bash tests/browser/run.sh target/debug/tessera
