@@ -72,6 +72,12 @@ pub struct Client {
     /// [`REFRESH_TOKEN_TTL_BOUNDS`](crate::policy::REFRESH_TOKEN_TTL_BOUNDS). The family's
     /// absolute lifetime stays the server's.
     pub refresh_token_ttl: Option<Duration>,
+    /// An application of the operator itself: its users are not asked for consent
+    /// ([`consent`](crate::consent)).
+    pub first_party: bool,
+    /// Where the browser may be sent back after signing out, matched exactly
+    /// ([`end_session`](crate::end_session)).
+    pub post_logout_redirect_uris: Vec<String>,
     /// When the client was registered.
     pub created_at: UnixTime,
 }
@@ -93,6 +99,12 @@ impl Client {
         self.redirect_uris
             .iter()
             .any(|registered| redirect_uri_matches(registered, uri))
+    }
+
+    /// Whether `uri` is a registered post-logout redirect URI, by exact string comparison
+    /// (OpenID Connect RP-Initiated Logout 1.0 §3; no loopback port exception).
+    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|r| r == uri)
     }
 
     /// The audience for a token: the requested resource if registered (RFC 8707 §2), else the
@@ -293,6 +305,8 @@ pub trait ClientStore: Send + Sync {
         access_token_ttl: Option<Duration>,
         refresh_token_ttl: Option<Duration>,
     ) -> Result<bool, StoreError>;
+    /// Marks an existing client first-party or not; `false` if there is no such client.
+    async fn set_first_party(&self, id: &str, first_party: bool) -> Result<bool, StoreError>;
     /// Deletes a client; `false` if there was no such client.
     async fn delete(&self, id: &str) -> Result<bool, StoreError>;
 }
@@ -391,11 +405,16 @@ mod tests {
             audiences: Vec::new(),
             access_token_ttl: None,
             refresh_token_ttl: None,
+            first_party: false,
+            post_logout_redirect_uris: vec!["https://app.example/bye".into()],
             created_at: UnixTime(0),
         };
         assert!(client.has_redirect_uri("https://app.example/cb"));
         assert!(client.has_redirect_uri("http://127.0.0.1:53682/callback"));
         assert!(!client.has_redirect_uri("https://app.example:8443/cb"));
         assert!(!client.has_redirect_uri("http://127.0.0.1:53682/cb"));
+        assert!(client.has_post_logout_redirect_uri("https://app.example/bye"));
+        assert!(!client.has_post_logout_redirect_uri("https://app.example/bye/"));
+        assert!(!client.has_post_logout_redirect_uri("https://app.example/cb"));
     }
 }

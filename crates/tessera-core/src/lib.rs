@@ -3,7 +3,8 @@
 //! This crate holds the rules of the authorization server and nothing that does I/O:
 //! request parameters ([`params`]), PKCE ([`pkce`]), scopes ([`scope`]), clients and their
 //! authentication ([`client`]), users ([`user`]), the authorization request and its code
-//! ([`authorize`], [`authorization_code`]), browser sessions ([`session`]), access-token
+//! ([`authorize`], [`authorization_code`]), the user's consent ([`consent`]), browser sessions
+//! and signing out of them ([`session`], [`end_session`]), access-token
 //! claims and JWT encoding ([`access_token`], [`jwt`]), signing keys ([`keys`]), refresh
 //! token families and the revocation list ([`refresh_family`], [`revocation`], and RFC 7009
 //! in [`revoke`]), and one module per grant type under [`grant`]. Errors are mapped to RFC 6749 codes in
@@ -19,6 +20,8 @@ pub mod access_token;
 pub mod authorization_code;
 pub mod authorize;
 pub mod client;
+pub mod consent;
+pub mod end_session;
 pub mod error;
 pub mod grant;
 pub mod introspection;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::consent::ScopeDescriptions;
+
 /// Settings the flows read; built by the binary from flags, environment and defaults.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -22,6 +24,8 @@ pub struct Policy {
     pub refresh_grace: Duration,
     /// Longest life of a cached validation (`TESSERA_VALIDATION_CACHE_TTL`).
     pub validation_cache_ttl: Duration,
+    /// What scopes mean, for the consent page (`TESSERA_SCOPE_DESCRIPTIONS`).
+    pub scope_descriptions: ScopeDescriptions,
 }
 
 impl Policy {
@@ -37,6 +41,7 @@ impl Policy {
             refresh_token_max_lifetime: Duration::from_secs(90 * 86_400),
             refresh_grace: Duration::ZERO,
             validation_cache_ttl: Duration::from_secs(300),
+            scope_descriptions: ScopeDescriptions::default(),
         }
     }
 }

@@ -60,6 +60,16 @@ impl ScopeSet {
         self.0.contains(scope)
     }
 
+    /// Whether every scope of this set is also in `other`.
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    /// The scopes of both sets.
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        Self(self.0.union(&other.0).cloned().collect())
+    }
+
     /// The tokens in canonical (sorted) order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
@@ -100,6 +110,15 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn subset_and_union() {
+        let read = ScopeSet::from_tokens(["read"]);
+        let both = ScopeSet::from_tokens(["read", "write"]);
+        assert!(read.is_subset(&both) && !both.is_subset(&read));
+        assert!(ScopeSet::default().is_subset(&read));
+        assert_eq!(read.union(&ScopeSet::from_tokens(["write"])), both);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use crate::authorization_code::{CODE_PREFIX, CodeRecord, CodeStore};
 use crate::authorize::{self, AuthorizationRequest, AuthorizeError};
 use crate::client::{self, AuthenticatedClient, ClientCredentials, ClientStore, GrantType};
+use crate::consent::ConsentStore;
 use crate::error::OAuthError;
 use crate::grant::{self, TokenResponse};
 use crate::introspection::{self, Introspection, ValidationCache};
@@ -34,6 +35,8 @@ pub struct Ports {
     pub codes: Arc<dyn CodeStore>,
     /// Browser sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// Users' consents to third-party clients.
+    pub consents: Arc<dyn ConsentStore>,
     /// Refresh-token families.
     pub refresh: Arc<dyn RefreshStore>,
     /// The access-token revocation list.

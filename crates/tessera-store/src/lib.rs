@@ -27,6 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tessera_core::authorization_code::CodeStore;
 use tessera_core::client::ClientStore;
+use tessera_core::consent::ConsentStore;
 use tessera_core::introspection::NoCache;
 use tessera_core::janitor::Janitor;
 use tessera_core::keys::{KeyRing, KeyStore};
@@ -71,6 +72,7 @@ pub trait Database:
     + UserStore
     + CodeStore
     + SessionStore
+    + ConsentStore
     + RefreshStore
     + RevocationList
     + KeyStore
@@ -158,6 +160,7 @@ pub fn ports(
         users: db.clone(),
         codes: db.clone(),
         sessions: db.clone(),
+        consents: db.clone(),
         refresh: db.clone(),
         revocations: db,
         on_revocation: Arc::new(NoListener),

@@ -415,6 +415,15 @@ pub struct ServeArgs {
     /// Lifetime of a browser sign-in session.
     #[arg(long, env = "TESSERA_SESSION_TTL", default_value = "8h", value_parser = duration)]
     pub session_ttl: Duration,
+    /// What a scope means, for the consent page: `SCOPE=TEXT`, e.g. `orders:read=Read your orders` (repeatable; `;` separates entries in the variable); other scopes are shown by name.
+    #[arg(
+        long = "scope-description",
+        env = "TESSERA_SCOPE_DESCRIPTIONS",
+        value_delimiter = ';',
+        value_name = "SCOPE=TEXT",
+        value_parser = scope_description
+    )]
+    pub scope_descriptions: Vec<String>,
     /// Longest life of a cached introspection result (never past the token's own expiry; at most 1h).
     #[arg(long, env = "TESSERA_VALIDATION_CACHE_TTL", default_value = "300s", value_parser = duration)]
     pub validation_cache_ttl: Duration,
@@ -489,7 +498,7 @@ pub enum OutputFormat {
 pub enum ClientCommand {
     /// Register a client.
     Create(ClientCreate),
-    /// Change a client's token lifetimes.
+    /// Change a client's token lifetimes, or whether it is first-party.
     Update(ClientUpdate),
     /// List clients.
     List {
@@ -543,6 +552,14 @@ pub struct ClientCreate {
     /// Allowed audience / RFC 8707 resource (repeatable); the first is the default `aud`.
     #[arg(long = "audience", visible_alias = "resource")]
     pub audiences: Vec<String>,
+    /// An application of this deployment's own operator: its users are not asked for consent
+    /// (default: third-party, users approve the scopes it asks for once).
+    #[arg(long)]
+    pub first_party: bool,
+    /// Where the browser may be sent back after signing out (`post_logout_redirect_uri` at
+    /// the logout endpoint), matched exactly (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
     /// This client's access-token lifetime, e.g. `5m` (1m to 24h; default: the server's).
     #[arg(long, value_name = "DURATION")]
     pub access_token_ttl: Option<String>,
@@ -568,6 +585,9 @@ pub struct ClientUpdate {
     /// lifetime), or `default` for the server's.
     #[arg(long, value_name = "DURATION|default")]
     pub refresh_token_ttl: Option<String>,
+    /// `true`: a first-party client, its users are not asked for consent; `false`: they are.
+    #[arg(long, value_name = "true|false")]
+    pub first_party: Option<bool>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
@@ -623,6 +643,20 @@ pub enum UserCommand {
         /// The login name.
         name: String,
     },
+    /// Forget a user's consents to third-party clients: the next sign-in through such a
+    /// client shows the consent page again.
+    RevokeConsent {
+        /// The login name.
+        name: String,
+        /// Only the consent to this client (default: every client).
+        #[arg(long = "client", value_name = "CLIENT_ID")]
+        client: Option<String>,
+    },
+}
+
+/// Checks a `SCOPE=TEXT` scope description.
+fn scope_description(s: &str) -> Result<String, String> {
+    tessera_core::consent::parse_entry(s).map(|_| s.to_owned())
 }
 
 /// Parses a human-readable duration such as `15m`, `7d` or `300s`.

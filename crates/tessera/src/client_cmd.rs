@@ -41,15 +41,16 @@ pub async fn run(args: ClientArgs) -> Result<()> {
                 }
                 OutputFormat::Text => {
                     println!(
-                        "{:<24} {:<13} {:<40} {:<11} {:<12} NAME",
-                        "CLIENT_ID", "TYPE", "GRANTS", "ACCESS_TTL", "REFRESH_TTL"
+                        "{:<24} {:<13} {:<12} {:<40} {:<11} {:<12} NAME",
+                        "CLIENT_ID", "TYPE", "PARTY", "GRANTS", "ACCESS_TTL", "REFRESH_TTL"
                     );
                     for c in &clients {
                         let ttl = |t: Option<Duration>| t.map_or("-".into(), format_duration);
                         println!(
-                            "{:<24} {:<13} {:<40} {:<11} {:<12} {}",
+                            "{:<24} {:<13} {:<12} {:<40} {:<11} {:<12} {}",
                             c.id,
                             kind(c),
+                            party(c),
                             grants(c),
                             ttl(c.access_token_ttl),
                             ttl(c.refresh_token_ttl),
@@ -127,10 +128,15 @@ async fn create_client(store: &dyn ClientStore, args: ClientCreate) -> Result<()
     Ok(())
 }
 
-/// `tessera client update`: replaces the lifetimes given, keeps the others.
+/// `tessera client update`: replaces the settings given, keeps the others.
 async fn update_client(store: &dyn ClientStore, args: ClientUpdate) -> Result<()> {
-    if args.access_token_ttl.is_none() && args.refresh_token_ttl.is_none() {
-        bail!("nothing to update: give --access-token-ttl and/or --refresh-token-ttl");
+    if args.access_token_ttl.is_none()
+        && args.refresh_token_ttl.is_none()
+        && args.first_party.is_none()
+    {
+        bail!(
+            "nothing to update: give --access-token-ttl, --refresh-token-ttl and/or --first-party"
+        );
     }
     let access = args
         .access_token_ttl
@@ -148,16 +154,23 @@ async fn update_client(store: &dyn ClientStore, args: ClientUpdate) -> Result<()
     let client = Client {
         access_token_ttl: access.unwrap_or(client.access_token_ttl),
         refresh_token_ttl: refresh.unwrap_or(client.refresh_token_ttl),
+        first_party: args.first_party.unwrap_or(client.first_party),
         ..client
     };
     check_refresh_covers_access(client.access_token_ttl, client.refresh_token_ttl)?;
-    let updated = store
-        .set_token_lifetimes(
-            &client.id,
-            client.access_token_ttl,
-            client.refresh_token_ttl,
-        )
-        .await?;
+    let mut updated = true;
+    if access.is_some() || refresh.is_some() {
+        updated &= store
+            .set_token_lifetimes(
+                &client.id,
+                client.access_token_ttl,
+                client.refresh_token_ttl,
+            )
+            .await?;
+    }
+    if let Some(first_party) = args.first_party {
+        updated &= store.set_first_party(&client.id, first_party).await?;
+    }
     if !updated {
         bail!("no client with id `{}`", client.id);
     }
@@ -241,6 +254,15 @@ fn build_client(args: &ClientCreate, random: &dyn SecureRandom) -> Result<Client
     for uri in &args.redirect_uris {
         check_redirect_uri(uri).map_err(|why| anyhow::anyhow!("--redirect-uri {uri}: {why}"))?;
     }
+    // The same rules as redirect URIs: the browser is sent there, with `state`.
+    for uri in &args.post_logout_redirect_uris {
+        check_redirect_uri(uri).map_err(|why| {
+            anyhow::anyhow!(
+                "--post-logout-redirect-uri {uri}: {}",
+                why.replace("redirect URI", "post-logout redirect URI")
+            )
+        })?;
+    }
     let mut grant_types = Vec::new();
     for g in &args.grant_types {
         let grant = GrantType::parse(g).with_context(|| {
@@ -300,6 +322,8 @@ fn build_client(args: &ClientCreate, random: &dyn SecureRandom) -> Result<Client
         audiences: args.audiences.clone(),
         access_token_ttl,
         refresh_token_ttl,
+        first_party: args.first_party,
+        post_logout_redirect_uris: args.post_logout_redirect_uris.clone(),
         created_at: SystemClock.now(),
     })
 }
@@ -309,6 +333,15 @@ fn kind(c: &Client) -> &'static str {
         "public"
     } else {
         "confidential"
+    }
+}
+
+/// Whether the client's users are asked for consent.
+fn party(c: &Client) -> &'static str {
+    if c.first_party {
+        "first-party"
+    } else {
+        "third-party"
     }
 }
 
@@ -332,6 +365,8 @@ fn to_json(c: &Client) -> serde_json::Value {
         // Seconds, as in `tessera export`; null: the server's global value.
         "access_token_ttl": c.access_token_ttl.map(|d| d.as_secs()),
         "refresh_token_ttl": c.refresh_token_ttl.map(|d| d.as_secs()),
+        "first_party": c.first_party,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "created_at": c.created_at.0,
     })
 }
@@ -340,8 +375,18 @@ fn print_client(c: &Client) {
     println!("client_id      {}", c.id);
     println!("name           {}", c.name);
     println!("type           {}", kind(c));
+    println!(
+        "party          {} ({})",
+        party(c),
+        if c.first_party {
+            "no consent page"
+        } else {
+            "users approve its scopes"
+        }
+    );
     println!("grant_types    {}", grants(c));
     println!("redirect_uris  {}", c.redirect_uris.join(" "));
+    println!("post_logout    {}", c.post_logout_redirect_uris.join(" "));
     println!("scope          {}", c.scopes);
     println!("audiences      {}", c.audiences.join(" "));
     let ttl = |t: Option<Duration>| t.map_or("server default".into(), format_duration);

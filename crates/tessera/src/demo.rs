@@ -54,6 +54,9 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         audiences: vec![AUDIENCE.into()],
         access_token_ttl: None,
         refresh_token_ttl: None,
+        // The operator's own demo: no consent page, so the README tour stays two steps.
+        first_party: true,
+        post_logout_redirect_uris: vec![],
         created_at: now,
     };
     match ports.clients.create(&public).await {
@@ -72,6 +75,9 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         audiences: vec![AUDIENCE.into()],
         access_token_ttl: None,
         refresh_token_ttl: None,
+        // The operator's own demo: no consent page, so the README tour stays two steps.
+        first_party: true,
+        post_logout_redirect_uris: vec![],
         created_at: now,
     };
     match ports.clients.create(&service).await {

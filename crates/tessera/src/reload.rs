@@ -23,7 +23,7 @@ use crate::serve::LogHandle;
 use crate::settings::{self, Setting};
 
 /// Settings applied to a running server; every other change needs a restart.
-pub const LIVE: [&str; 10] = [
+pub const LIVE: [&str; 11] = [
     "access_token_ttl",
     "refresh_token_ttl",
     "refresh_token_max_lifetime",
@@ -31,6 +31,7 @@ pub const LIVE: [&str; 10] = [
     "code_ttl",
     "session_ttl",
     "validation_cache_ttl",
+    "scope_descriptions",
     "log_level",
     // The profile only presets the settings above.
     "profile",

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tessera_cache::{LocalCache, RedisBus, RedisCache, RedisLink, RevocationFollower, TieredCache};
 use tessera_core::AuthorizationServer;
+use tessera_core::consent::ScopeDescriptions;
 use tessera_core::policy::Policy;
 use tessera_core::time::SystemClock;
 use tessera_server::{AppState, HealthCheck};
@@ -113,6 +114,9 @@ pub fn policy(args: &ServeArgs, issuer: String) -> Policy {
     policy.refresh_token_max_lifetime = args.refresh_token_max_lifetime;
     policy.refresh_grace = args.refresh_grace;
     policy.validation_cache_ttl = args.validation_cache_ttl;
+    // Every entry passed the flag's parser, which applies the same rules.
+    policy.scope_descriptions =
+        ScopeDescriptions::parse(&args.scope_descriptions).unwrap_or_default();
     policy
 }
 

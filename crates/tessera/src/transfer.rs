@@ -4,7 +4,8 @@
 //! Secrets travel as they are stored: client secrets as SHA-256 hashes, passwords as
 //! Argon2id hashes, private keys sealed under the master key (the target must use the same
 //! `TESSERA_MASTER_KEY`, or `tessera keys rewrap` before exporting). Tokens, codes,
-//! sessions and families are not exported: users sign in again after a move.
+//! sessions, families and consents are not exported: users sign in (and approve
+//! third-party clients) again after a move.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -64,6 +65,8 @@ where
                 "audiences": c.audiences,
                 "access_token_ttl": c.access_token_ttl.map(|d| d.as_secs()),
                 "refresh_token_ttl": c.refresh_token_ttl.map(|d| d.as_secs()),
+                "first_party": c.first_party,
+                "post_logout_redirect_uris": c.post_logout_redirect_uris,
                 "created_at": c.created_at.0,
             })
         })
@@ -194,6 +197,18 @@ fn client(v: &Value) -> Result<Client> {
         audiences: strings(v, "audiences")?,
         access_token_ttl: lifetime(v, "access_token_ttl")?,
         refresh_token_ttl: lifetime(v, "refresh_token_ttl")?,
+        // Exports from before consent existed: every client signed users in without a
+        // consent page then, as the migration that added the flag keeps them doing.
+        first_party: match &v["first_party"] {
+            Value::Null => true,
+            value => value
+                .as_bool()
+                .context("`first_party` must be true or false")?,
+        },
+        post_logout_redirect_uris: match &v["post_logout_redirect_uris"] {
+            Value::Null => Vec::new(),
+            _ => strings(v, "post_logout_redirect_uris")?,
+        },
         created_at: UnixTime(int(v, "created_at")?),
     })
 }

@@ -1,10 +1,11 @@
-//! `tessera user create|list|disable|enable`.
+//! `tessera user create|list|disable|enable|revoke-tokens|revoke-consent`.
 
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tessera_core::StoreError;
+use tessera_core::client::ClientStore;
 use tessera_core::revocation::RevocationReason;
 use tessera_core::secret;
 use tessera_core::time::{Clock, SystemClock};
@@ -64,6 +65,26 @@ pub async fn run(args: UserArgs) -> Result<()> {
                 "revoked {families} token famil{} of {name}; their refresh tokens no longer work \
                  and their access tokens are on the revocation list",
                 if families == 1 { "y" } else { "ies" }
+            );
+            Ok(())
+        }
+        UserCommand::RevokeConsent { name, client } => {
+            let Some(user) = store.find_by_username(&name).await? else {
+                bail!("no user named `{name}`");
+            };
+            if let Some(id) = &client
+                && ClientStore::find(&*db, id).await?.is_none()
+            {
+                bail!("no client with id `{id}`");
+            }
+            let removed = db.revoke_consents(&user.id, client.as_deref()).await?;
+            let whose = match &client {
+                Some(id) => format!("for client {id}"),
+                None => "for every client".to_owned(),
+            };
+            println!(
+                "revoked {removed} consent{} of {name} {whose}; the next sign-in asks again                  (tokens already issued stay valid: `tessera user revoke-tokens {name}` ends them)",
+                if removed == 1 { "" } else { "s" }
             );
             Ok(())
         }

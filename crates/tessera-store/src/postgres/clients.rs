@@ -33,6 +33,10 @@ fn row_to_client(row: &PgRow) -> Result<Client, StoreError> {
         audiences: from_json(row.try_get("audiences").map_err(get)?)?,
         access_token_ttl: ttl_from(row.try_get("access_token_ttl").map_err(get)?)?,
         refresh_token_ttl: ttl_from(row.try_get("refresh_token_ttl").map_err(get)?)?,
+        first_party: row.try_get("first_party").map_err(get)?,
+        post_logout_redirect_uris: from_json(
+            row.try_get("post_logout_redirect_uris").map_err(get)?,
+        )?,
         created_at: UnixTime(row.try_get("created_at").map_err(get)?),
     })
 }
@@ -45,16 +49,18 @@ impl ClientStore for PostgresStore {
             .iter()
             .map(|g| g.as_str().to_owned())
             .collect();
-        let (redirect_uris, grants, audiences) = (
+        let (redirect_uris, grants, audiences, post_logout) = (
             to_json(&c.redirect_uris),
             to_json(&grants),
             to_json(&c.audiences),
+            to_json(&c.post_logout_redirect_uris),
         );
         retry(|| async {
             sqlx::query(
                 "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, \
-                 scopes, audiences, access_token_ttl, refresh_token_ttl, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 scopes, audiences, access_token_ttl, refresh_token_ttl, first_party, \
+                 post_logout_redirect_uris, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&c.id)
             .bind(&c.name)
@@ -65,6 +71,8 @@ impl ClientStore for PostgresStore {
             .bind(&audiences)
             .bind(ttl_to(c.access_token_ttl))
             .bind(ttl_to(c.refresh_token_ttl))
+            .bind(c.first_party)
+            .bind(&post_logout)
             .bind(c.created_at.0)
             .execute(&self.pool)
             .await?;
@@ -76,7 +84,8 @@ impl ClientStore for PostgresStore {
     async fn find(&self, id: &str) -> Result<Option<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             access_token_ttl, refresh_token_ttl, created_at FROM clients WHERE id = $1",
+             access_token_ttl, refresh_token_ttl, first_party, post_logout_redirect_uris, \
+             created_at FROM clients WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -90,7 +99,8 @@ impl ClientStore for PostgresStore {
     async fn list(&self) -> Result<Vec<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             access_token_ttl, refresh_token_ttl, created_at FROM clients ORDER BY id COLLATE \"C\"",
+             access_token_ttl, refresh_token_ttl, first_party, post_logout_redirect_uris, \
+             created_at FROM clients ORDER BY id COLLATE \"C\"",
         )
         .fetch_all(&self.pool)
         .await
@@ -127,6 +137,18 @@ impl ClientStore for PostgresStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+            Ok(done.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn set_first_party(&self, id: &str, first_party: bool) -> Result<bool, StoreError> {
+        retry(|| async {
+            let done = sqlx::query("UPDATE clients SET first_party = $1 WHERE id = $2")
+                .bind(first_party)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
             Ok(done.rows_affected() == 1)
         })
         .await

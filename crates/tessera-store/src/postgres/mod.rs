@@ -1,7 +1,7 @@
 //! The PostgreSQL adapter: every store port on one database shared by any number of nodes.
 //!
-//! Each port lives in its own module (`clients`, `users`, `codes`, `sessions`, `keys`,
-//! `refresh`, `janitor`), mirroring the SQLite adapter. Queries are checked at run time
+//! Each port lives in its own module (`clients`, `users`, `codes`, `sessions`, `consents`,
+//! `keys`, `refresh`, `janitor`), mirroring the SQLite adapter. Queries are checked at run time
 //! (no sqlx macros) and the schema migrations are embedded and applied at open.
 //!
 //! Transactions run at PostgreSQL's default READ COMMITTED level. Every compare-and-set is
@@ -13,6 +13,7 @@
 
 mod clients;
 mod codes;
+mod consents;
 mod janitor;
 mod keys;
 mod refresh;
@@ -54,6 +55,11 @@ fn migrator() -> Migrator {
             3,
             "client token lifetimes",
             include_str!("../../migrations/postgres/0003_client_token_lifetimes.sql"),
+        ),
+        (
+            4,
+            "consent and sign-out",
+            include_str!("../../migrations/postgres/0004_consent_and_sign_out.sql"),
         ),
     ])
 }

@@ -35,6 +35,10 @@ fn row_to_client(row: &SqliteRow) -> Result<Client, StoreError> {
         audiences: from_json(row.try_get("audiences").map_err(get)?)?,
         access_token_ttl: ttl_from(row.try_get("access_token_ttl").map_err(get)?)?,
         refresh_token_ttl: ttl_from(row.try_get("refresh_token_ttl").map_err(get)?)?,
+        first_party: row.try_get("first_party").map_err(get)?,
+        post_logout_redirect_uris: from_json(
+            row.try_get("post_logout_redirect_uris").map_err(get)?,
+        )?,
         created_at: UnixTime(row.try_get("created_at").map_err(get)?),
     })
 }
@@ -49,8 +53,8 @@ impl ClientStore for SqliteStore {
             .collect();
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, \
-             audiences, access_token_ttl, refresh_token_ttl, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             audiences, access_token_ttl, refresh_token_ttl, first_party, \
+             post_logout_redirect_uris, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -61,6 +65,8 @@ impl ClientStore for SqliteStore {
         .bind(to_json(&c.audiences))
         .bind(ttl_to(c.access_token_ttl))
         .bind(ttl_to(c.refresh_token_ttl))
+        .bind(c.first_party)
+        .bind(to_json(&c.post_logout_redirect_uris))
         .bind(c.created_at.0)
         .execute(&self.writer)
         .await
@@ -71,7 +77,8 @@ impl ClientStore for SqliteStore {
     async fn find(&self, id: &str) -> Result<Option<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             access_token_ttl, refresh_token_ttl, created_at FROM clients WHERE id = ?",
+             access_token_ttl, refresh_token_ttl, first_party, post_logout_redirect_uris, \
+             created_at FROM clients WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -85,7 +92,8 @@ impl ClientStore for SqliteStore {
     async fn list(&self) -> Result<Vec<Client>, StoreError> {
         sqlx::query(
             "SELECT id, name, secret_hash, redirect_uris, grant_types, scopes, audiences, \
-             access_token_ttl, refresh_token_ttl, created_at FROM clients ORDER BY id",
+             access_token_ttl, refresh_token_ttl, first_party, post_logout_redirect_uris, \
+             created_at FROM clients ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
@@ -120,6 +128,16 @@ impl ClientStore for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_first_party(&self, id: &str, first_party: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET first_party = ? WHERE id = ?")
+            .bind(first_party)
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
     }
 

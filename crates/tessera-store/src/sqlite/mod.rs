@@ -1,11 +1,12 @@
 //! The embedded SQLite adapter: one file, every store port, migrations applied at open.
 //!
-//! Each port lives in its own module (`clients`, `users`, `codes`, `sessions`, `keys`),
-//! mirroring the core module that declares it. Queries are checked at run time (no sqlx
-//! macros), which keeps SQLite from being compiled twice.
+//! Each port lives in its own module (`clients`, `users`, `codes`, `sessions`, `consents`,
+//! `keys`), mirroring the core module that declares it. Queries are checked at run time (no
+//! sqlx macros), which keeps SQLite from being compiled twice.
 
 mod clients;
 mod codes;
+mod consents;
 mod janitor;
 mod keys;
 mod refresh;
@@ -45,6 +46,11 @@ fn migrator() -> Migrator {
             3,
             "client token lifetimes",
             include_str!("../../migrations/sqlite/0003_client_token_lifetimes.sql"),
+        ),
+        (
+            4,
+            "consent and sign-out",
+            include_str!("../../migrations/sqlite/0004_consent_and_sign_out.sql"),
         ),
     ])
 }
