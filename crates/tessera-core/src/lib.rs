@@ -8,7 +8,9 @@
 //! claims and JWT encoding ([`access_token`], [`jwt`]), signing keys ([`keys`]), refresh
 //! token families and the revocation list ([`refresh_family`], [`revocation`], and RFC 7009
 //! in [`revoke`]), and one module per grant type under [`grant`]. Errors are mapped to RFC 6749 codes in
-//! [`error`].
+//! [`error`]. Brute-force protection of the login form is [`login_throttle`] (with the
+//! client address from [`client_ip`]), the token endpoint's per-client limit
+//! [`rate_limit`], and every security-relevant action is written as an [`audit`] event.
 //!
 //! Adapters implement the ports declared next to the flow that uses them (`ClientStore` in
 //! [`client`], `CodeStore` in [`authorization_code`], ...). [`AuthorizationServer`] wires
@@ -17,9 +19,11 @@
 #![warn(missing_docs)]
 
 pub mod access_token;
+pub mod audit;
 pub mod authorization_code;
 pub mod authorize;
 pub mod client;
+pub mod client_ip;
 pub mod consent;
 pub mod end_session;
 pub mod error;
@@ -29,10 +33,12 @@ pub mod janitor;
 pub mod jwt;
 pub mod key_schedule;
 pub mod keys;
+pub mod login_throttle;
 pub mod params;
 pub mod pkce;
 pub mod policy;
 pub mod random;
+pub mod rate_limit;
 pub mod refresh_family;
 pub mod revocation;
 pub mod revocation_feed;

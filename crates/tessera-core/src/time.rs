@@ -18,6 +18,13 @@ impl UnixTime {
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> UnixTime;
+
+    /// The current time in milliseconds since the Unix epoch, for rates and backoffs finer
+    /// than a second. Defaults to [`now`](Self::now) in whole seconds, so a test clock that
+    /// moves in seconds moves this too.
+    fn now_millis(&self) -> i64 {
+        self.now().0.saturating_mul(1000)
+    }
 }
 
 /// The operating system's wall clock.
@@ -32,5 +39,13 @@ impl Clock for SystemClock {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+    }
+
+    fn now_millis(&self) -> i64 {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        i64::try_from(millis).unwrap_or(i64::MAX)
     }
 }
