@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use crate::client_ip::IpNetwork;
 use crate::consent::ScopeDescriptions;
+use crate::login_throttle::ThrottleSettings;
+use crate::rate_limit::RateLimit;
 
 /// Settings the flows read; built by the binary from flags, environment and defaults.
 #[derive(Debug, Clone)]
@@ -26,11 +29,19 @@ pub struct Policy {
     pub validation_cache_ttl: Duration,
     /// What scopes mean, for the consent page (`TESSERA_SCOPE_DESCRIPTIONS`).
     pub scope_descriptions: ScopeDescriptions,
+    /// Brute-force protection of the login form (`TESSERA_LOGIN_*`).
+    pub login_throttle: ThrottleSettings,
+    /// The token endpoint's per-client rate limit (`TESSERA_TOKEN_RATE_LIMIT`), off by default.
+    pub token_rate_limit: RateLimit,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`); none
+    /// by default, so the client address is the socket peer.
+    pub trusted_proxies: Vec<IpNetwork>,
 }
 
 impl Policy {
     /// Defaults for `issuer`: 15-minute access tokens, 60-second codes, 8-hour sessions,
-    /// 14-day refresh tokens within a 90-day family limit, no grace window.
+    /// 14-day refresh tokens within a 90-day family limit, no grace window; login throttling
+    /// at its defaults, no token rate limit, no trusted proxies.
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into().trim_end_matches('/').to_owned(),
@@ -42,6 +53,9 @@ impl Policy {
             refresh_grace: Duration::ZERO,
             validation_cache_ttl: Duration::from_secs(300),
             scope_descriptions: ScopeDescriptions::default(),
+            login_throttle: ThrottleSettings::default(),
+            token_rate_limit: RateLimit::Off,
+            trusted_proxies: Vec::new(),
         }
     }
 }
