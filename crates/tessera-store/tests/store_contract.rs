@@ -18,6 +18,7 @@ use tempfile::TempDir;
 use tessera_core::StoreError;
 use tessera_core::authorization_code::{CodeRecord, CodeStore};
 use tessera_core::client::{Client, ClientStore, GrantType};
+use tessera_core::consent::{Consent, ConsentStore};
 use tessera_core::janitor::{Janitor, Purged};
 use tessera_core::key_schedule::{KeyPolicy, KeySchedule, KeyState};
 use tessera_core::keys::{Jwk, KeyRing, KeyStore, StoredKey};
@@ -41,6 +42,7 @@ trait Store:
     + UserStore
     + CodeStore
     + SessionStore
+    + ConsentStore
     + KeyStore
     + RefreshStore
     + RevocationList
@@ -52,6 +54,7 @@ impl<S> Store for S where
         + UserStore
         + CodeStore
         + SessionStore
+        + ConsentStore
         + KeyStore
         + RefreshStore
         + RevocationList
@@ -80,6 +83,11 @@ fn public_client(id: &str) -> Client {
         audiences: vec!["https://api.example".into(), "https://other.example".into()],
         access_token_ttl: None,
         refresh_token_ttl: None,
+        first_party: true,
+        post_logout_redirect_uris: vec![
+            "https://app.example/signed-out".into(),
+            "http://127.0.0.1:8080/bye?x=1".into(),
+        ],
         created_at: UnixTime(1_700_000_000),
     }
 }
@@ -96,6 +104,8 @@ fn confidential_client(id: &str) -> Client {
         // Per-client lifetimes, so every check round-trips them too.
         access_token_ttl: Some(Duration::from_secs(5 * 60)),
         refresh_token_ttl: Some(Duration::from_secs(2 * DAY as u64)),
+        first_party: false,
+        post_logout_redirect_uris: vec![],
         created_at: UnixTime(1_700_000_123),
     }
 }
@@ -482,6 +492,52 @@ async fn check_client_set_token_lifetimes<S: Store>(store: &S) {
             .unwrap()
     );
     assert_eq!(ClientStore::find(store, "missing").await.unwrap(), None);
+}
+
+async fn check_client_set_first_party<S: Store>(store: &S) {
+    ClientStore::create(store, &confidential_client("conf"))
+        .await
+        .unwrap();
+    ClientStore::create(store, &public_client("pub"))
+        .await
+        .unwrap();
+
+    assert!(
+        ClientStore::set_first_party(store, "conf", true)
+            .await
+            .unwrap()
+    );
+    let found = ClientStore::find(store, "conf").await.unwrap().unwrap();
+    assert!(found.first_party);
+    // Nothing else about the client changed, and the other client kept its own.
+    assert_eq!(
+        Client {
+            first_party: false,
+            ..found
+        },
+        confidential_client("conf")
+    );
+    assert_eq!(
+        ClientStore::find(store, "pub").await.unwrap(),
+        Some(public_client("pub"))
+    );
+    // Back, and idempotent.
+    for _ in 0..2 {
+        assert!(
+            ClientStore::set_first_party(store, "conf", false)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        ClientStore::find(store, "conf").await.unwrap(),
+        Some(confidential_client("conf"))
+    );
+    assert!(
+        !ClientStore::set_first_party(store, "missing", true)
+            .await
+            .unwrap()
+    );
 }
 
 async fn check_client_delete<S: Store>(store: &S) {
@@ -1116,6 +1172,134 @@ async fn check_session_requires_user<S: Store>(store: &S) {
         SessionStore::find(store, &orphan.id_hash).await.unwrap(),
         None
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Consents
+// ---------------------------------------------------------------------------------------
+
+fn consent(user_id: &str, client_id: &str, scopes: &[&str], at: i64) -> Consent {
+    Consent {
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        scopes: ScopeSet::from_tokens(scopes.iter().copied()),
+        granted_at: UnixTime(at),
+    }
+}
+
+async fn find_consent<S: Store>(store: &S, user_id: &str, client_id: &str) -> Option<Consent> {
+    ConsentStore::find_consent(store, user_id, client_id)
+        .await
+        .unwrap()
+}
+
+async fn check_consent_save_and_replace<S: Store>(store: &S) {
+    seed_owner(store, "c1", "u1").await;
+    ClientStore::create(store, &public_client("c2"))
+        .await
+        .unwrap();
+    UserStore::create(store, &user("u2", "bob")).await.unwrap();
+    assert_eq!(find_consent(store, "u1", "c1").await, None);
+
+    let first = consent("u1", "c1", &["read"], T0);
+    ConsentStore::save_consent(store, &first).await.unwrap();
+    assert_eq!(find_consent(store, "u1", "c1").await, Some(first.clone()));
+    // Per user and client: nobody else has consented to anything.
+    assert_eq!(find_consent(store, "u1", "c2").await, None);
+    assert_eq!(find_consent(store, "u2", "c1").await, None);
+
+    // Saving again replaces the record whole (scopes and time), never duplicates it.
+    let wider = consent("u1", "c1", &["read", "write", "orders:read"], T0 + 60);
+    ConsentStore::save_consent(store, &wider).await.unwrap();
+    assert_eq!(find_consent(store, "u1", "c1").await, Some(wider.clone()));
+    let narrower = consent("u1", "c1", &["write"], T0 + 120);
+    ConsentStore::save_consent(store, &narrower).await.unwrap();
+    assert_eq!(find_consent(store, "u1", "c1").await, Some(narrower));
+    // An empty scope set round-trips as empty.
+    let empty = consent("u2", "c2", &[], T0);
+    ConsentStore::save_consent(store, &empty).await.unwrap();
+    assert_eq!(find_consent(store, "u2", "c2").await, Some(empty));
+}
+
+async fn check_consent_revoke<S: Store>(store: &S) {
+    seed_owner(store, "c1", "u1").await;
+    ClientStore::create(store, &public_client("c2"))
+        .await
+        .unwrap();
+    UserStore::create(store, &user("u2", "bob")).await.unwrap();
+    for (u, c) in [("u1", "c1"), ("u1", "c2"), ("u2", "c1")] {
+        ConsentStore::save_consent(store, &consent(u, c, &["read"], T0))
+            .await
+            .unwrap();
+    }
+
+    // One client.
+    assert_eq!(
+        ConsentStore::revoke_consents(store, "u1", Some("c1"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(find_consent(store, "u1", "c1").await, None);
+    assert!(find_consent(store, "u1", "c2").await.is_some());
+    assert!(find_consent(store, "u2", "c1").await.is_some());
+    assert_eq!(
+        ConsentStore::revoke_consents(store, "u1", Some("c1"))
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Every client of one user; the other user keeps theirs.
+    ConsentStore::save_consent(store, &consent("u1", "c1", &["read"], T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        ConsentStore::revoke_consents(store, "u1", None)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(find_consent(store, "u1", "c1").await, None);
+    assert_eq!(find_consent(store, "u1", "c2").await, None);
+    assert!(find_consent(store, "u2", "c1").await.is_some());
+    assert_eq!(
+        ConsentStore::revoke_consents(store, "nobody", None)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn check_consent_goes_with_its_user_and_client<S: Store>(store: &S) {
+    seed_owner(store, "c1", "u1").await;
+    ClientStore::create(store, &public_client("c2"))
+        .await
+        .unwrap();
+    for c in ["c1", "c2"] {
+        ConsentStore::save_consent(store, &consent("u1", c, &["read"], T0))
+            .await
+            .unwrap();
+    }
+    // A consent must name an existing user and client.
+    assert!(
+        ConsentStore::save_consent(store, &consent("ghost", "c1", &["read"], T0))
+            .await
+            .is_err()
+    );
+    assert!(
+        ConsentStore::save_consent(store, &consent("u1", "ghost", &["read"], T0))
+            .await
+            .is_err()
+    );
+    // Deleting the client deletes its consents; re-registering the id does not revive them.
+    assert!(ClientStore::delete(store, "c1").await.unwrap());
+    assert_eq!(find_consent(store, "u1", "c1").await, None);
+    ClientStore::create(store, &public_client("c1"))
+        .await
+        .unwrap();
+    assert_eq!(find_consent(store, "u1", "c1").await, None);
+    assert!(find_consent(store, "u1", "c2").await.is_some());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -3086,6 +3270,9 @@ async fn seed_everything<S: Store>(store: &S) {
     SessionStore::create(store, &persisted_session())
         .await
         .unwrap();
+    ConsentStore::save_consent(store, &consent("user", "client", &["read", "write"], T0))
+        .await
+        .unwrap();
     KeyStore::insert(store, &stored_key("kid-1", 1))
         .await
         .unwrap();
@@ -3153,6 +3340,10 @@ async fn check_everything_present<S: Store>(store: &S) {
             .await
             .unwrap(),
         Some(persisted_session())
+    );
+    assert_eq!(
+        find_consent(store, "user", "client").await,
+        Some(consent("user", "client", &["read", "write"], T0))
     );
     assert_eq!(
         KeyStore::list(store).await.unwrap(),
@@ -3359,6 +3550,7 @@ macro_rules! behaviour_suite {
             check_client_list_ordered_by_id,
             check_client_set_secret,
             check_client_set_token_lifetimes,
+            check_client_set_first_party,
             check_client_delete,
             check_user_round_trip,
             check_user_duplicates_are_conflicts,
@@ -3387,6 +3579,9 @@ macro_rules! behaviour_suite {
             check_janitor_batches,
             check_session_lifecycle,
             check_session_requires_user,
+            check_consent_save_and_replace,
+            check_consent_revoke,
+            check_consent_goes_with_its_user_and_client,
             check_keys_insert_and_list,
             check_keys_delete_and_revoke,
             check_keys_reseal_is_atomic,
@@ -3460,6 +3655,14 @@ async fn check_ports_reach_the_database(db: Arc<dyn tessera_store::Database>) {
         Some(public_client("via-db"))
     );
     assert_eq!(ports.revocations.latest_seq().await.unwrap(), 0);
+    assert_eq!(
+        ports
+            .consents
+            .find_consent("nobody", "via-db")
+            .await
+            .unwrap(),
+        None
+    );
     // The key store is reachable through the same handle (upcast from the database).
     let key_store: &dyn KeyStore = &*db;
     assert!(key_store.list().await.unwrap().is_empty());
@@ -3581,6 +3784,8 @@ macro_rules! sqlite_race_tests {
 }
 
 mod sqlite {
+    use tessera_core::client::ClientStore;
+
     use super::open_sqlite;
 
     behaviour_suite!(sqlite_tests, sqlite_race_tests);
@@ -3659,7 +3864,7 @@ mod sqlite {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
         pool.close().await;
     }
 
@@ -3687,6 +3892,60 @@ mod sqlite {
         super::assert_newer_schema_refused(tessera_store::SqliteStore::open(&url).await);
         super::assert_newer_schema_refused(tessera_store::open(&url, &settings).await);
         super::assert_newer_schema_refused(tessera_store::migrate(&url, &settings).await);
+    }
+
+    /// Migration 4 keeps clients registered before consent existed signing users in
+    /// without a consent page (first-party), with no post-logout redirect URIs.
+    #[tokio::test]
+    async fn clients_registered_before_consent_existed_stay_first_party() {
+        use sqlx::SqlSafeStr;
+        use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = super::sqlite_url(&dir);
+        let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let before: Vec<Migration> = [
+            include_str!("../migrations/sqlite/0001_foundation.sql"),
+            include_str!("../migrations/sqlite/0002_refresh_families.sql"),
+            include_str!("../migrations/sqlite/0003_client_token_lifetimes.sql"),
+        ]
+        .into_iter()
+        .zip(1..)
+        .map(|(sql, version)| {
+            Migration::new(
+                version,
+                "before consent".into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+        Migrator::with_migrations(before).run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, \
+             audiences, created_at) VALUES ('old', 'Old app', NULL, '[\"https://old.example/cb\"]', \
+             '[\"authorization_code\"]', 'read', '[]', 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = tessera_store::SqliteStore::open(&url).await.unwrap();
+        let old = ClientStore::find(&store, "old").await.unwrap().unwrap();
+        assert!(old.first_party, "registered before consent: first-party");
+        assert!(old.post_logout_redirect_uris.is_empty());
+        // New registrations are what they say they are.
+        ClientStore::create(&store, &super::confidential_client("new"))
+            .await
+            .unwrap();
+        let new = ClientStore::find(&store, "new").await.unwrap().unwrap();
+        assert!(!new.first_party);
+        store.close().await;
     }
 
     #[tokio::test]
@@ -3972,7 +4231,7 @@ mod postgres {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
         pool.close().await;
         db.drop_now().await;
     }
@@ -4047,7 +4306,7 @@ mod postgres {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+        assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
         pool.close().await;
         db.drop_now().await;
     }
