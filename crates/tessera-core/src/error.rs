@@ -38,6 +38,16 @@ pub enum OAuthError {
     /// succeed (RFC 6749 §4.1.2.1 `temporarily_unavailable`, answered with 503).
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The client made more token requests than its rate limit allows (answered with 429 and
+    /// `Retry-After`). `slow_down` is the token-endpoint error registered for "you are asking
+    /// too often" (RFC 8628 §3.5, IANA OAuth Extensions Error registry); unlike
+    /// `temporarily_unavailable` (a 503 here, for a database outage) it puts the cause on
+    /// the client, not the server.
+    #[error("slow_down")]
+    SlowDown {
+        /// How long the client should wait, in whole seconds.
+        retry_after: std::time::Duration,
+    },
     /// An internal failure; the cause is logged by the adapter and never shown to the caller.
     #[error("server_error")]
     ServerError(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -55,6 +65,7 @@ impl OAuthError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
             Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Self::SlowDown { .. } => "slow_down",
             Self::ServerError(_) => "server_error",
         }
     }
@@ -71,15 +82,20 @@ impl OAuthError {
             Self::TemporarilyUnavailable(_) => {
                 Cow::Borrowed("the service is temporarily unavailable; try again shortly")
             }
+            Self::SlowDown { .. } => Cow::Borrowed(
+                "too many token requests from this client; retry after the time in Retry-After",
+            ),
             Self::ServerError(_) => Cow::Borrowed("the server could not complete the request"),
         }
     }
 
-    /// The HTTP status: 401 for `invalid_client`, 500 for internal failures, 400 otherwise.
+    /// The HTTP status: 401 for `invalid_client`, 429 for `slow_down`, 503 for
+    /// `temporarily_unavailable`, 500 for internal failures, 400 otherwise.
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidClient { .. } => 401,
             Self::TemporarilyUnavailable(_) => 503,
+            Self::SlowDown { .. } => 429,
             Self::ServerError(_) => 500,
             _ => 400,
         }

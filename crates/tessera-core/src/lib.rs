@@ -47,6 +47,7 @@ pub mod scope;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod sign_in;
 pub mod time;
 pub mod user;
 

@@ -10,7 +10,8 @@
 //!   (1 s, 2 s, 4 s, ...; never longer than the lockout);
 //! - the `max_failures`-th failure locks the key for the lockout period; when it ends the
 //!   count starts again from zero;
-//! - failures are forgotten after a lockout period without a new one.
+//! - failures are forgotten after a lockout period without a new one (counted from the end
+//!   of the wait the last one caused).
 //!
 //! While a key waits or is locked, attempts are refused *before* the password is checked:
 //! no Argon2 work is spent on an attacker, and the answer cannot depend on the password.
@@ -18,6 +19,10 @@
 //! exactly like a known one. A successful sign-in clears its account's count, not the
 //! address's (one valid account must not reset the count of everything else tried from
 //! that address).
+//!
+//! An attempt under way counts as a failure until it ends: past the free allowance only one
+//! attempt per key is checked at a time, so a burst of parallel requests cannot all get past
+//! the count before the first failure lands.
 //!
 //! The counters live in this process's memory, bounded: **per node**. With N nodes behind a
 //! load balancer that does not pin clients, an attacker gets up to N times the allowance,
@@ -114,74 +119,141 @@ impl LoginThrottle {
         }
     }
 
-    /// Whether an attempt for `username` from `ip` may be checked at `now_ms`; when not,
-    /// the password must not be looked at.
-    pub fn check(
+    /// Starts an attempt for `username` from `ip` at `now_ms`, or refuses it: then the
+    /// password must not be looked at.
+    ///
+    /// An attempt in flight counts as a failure until it ends, so that a burst of parallel
+    /// requests cannot all get past the check before the first failure is counted: past the
+    /// free allowance only one attempt per key is in flight at a time, and never more than
+    /// would reach the lockout.
+    pub fn begin(
         &self,
         username: &str,
         ip: Option<IpAddr>,
         settings: &ThrottleSettings,
         now_ms: i64,
-    ) -> Result<(), Throttled> {
-        let lockout = millis(settings.lockout);
-        let account = lock(&self.accounts).blocked(&account_key(username), lockout, now_ms);
-        let address = ip.and_then(|ip| lock(&self.addresses).blocked(&ip_key(ip), lockout, now_ms));
-        let throttled = [(Scope::Account, account), (Scope::Ip, address)]
-            .into_iter()
-            .filter_map(|(scope, blocked)| blocked.map(|(until, locked)| (scope, until, locked)))
-            .max_by_key(|(_, until, _)| *until);
-        match throttled {
+    ) -> Result<Attempt<'_>, Throttled> {
+        let account = account_key(username);
+        let ip = ip.map(ip_key);
+        let account_rule = Rule::new(settings.max_failures, settings);
+        let ip_rule = Rule::new(settings.ip_max_failures, settings);
+        let by_account = lock(&self.accounts).begin(account, &account_rule, now_ms);
+        let by_ip = match ip {
+            Some(ip) => lock(&self.addresses).begin(ip, &ip_rule, now_ms),
             None => Ok(()),
-            Some((scope, until, locked)) => Err(Throttled {
-                scope,
-                locked,
-                retry_after: Duration::from_secs(ceil_secs(until - now_ms)),
-            }),
-        }
-    }
-
-    /// Counts a failed attempt; returns the scopes this failure locked (empty, one or both).
-    pub fn failed(
-        &self,
-        username: &str,
-        ip: Option<IpAddr>,
-        settings: &ThrottleSettings,
-        now_ms: i64,
-    ) -> Vec<Scope> {
-        let mut locked = Vec::new();
-        let rule = |max| Rule {
-            max_failures: max,
-            lockout: millis(settings.lockout),
-            backoff: millis(settings.backoff),
         };
-        if lock(&self.accounts).fail(account_key(username), &rule(settings.max_failures), now_ms) {
+        let refusal = match (by_account, by_ip) {
+            (Ok(()), Ok(())) => {
+                return Ok(Attempt {
+                    throttle: self,
+                    account,
+                    ip,
+                    settings: *settings,
+                    open: true,
+                });
+            }
+            (Err(a), Err(i)) if i.0 > a.0 => (Scope::Ip, i),
+            (Err(a), Err(_)) => (Scope::Account, a),
+            (Err(a), Ok(())) => {
+                if let Some(ip) = ip {
+                    lock(&self.addresses).release(&ip);
+                }
+                (Scope::Account, a)
+            }
+            (Ok(()), Err(i)) => {
+                lock(&self.accounts).release(&account);
+                (Scope::Ip, i)
+            }
+        };
+        let (scope, (until, locked)) = refusal;
+        Err(Throttled {
+            scope,
+            locked,
+            retry_after: Duration::from_secs(ceil_secs(until - now_ms)),
+        })
+    }
+}
+
+/// An attempt under way: end it with [`failed`](Self::failed) or
+/// [`succeeded`](Self::succeeded). Dropped without either (a storage error, a cancelled
+/// request), it counts for nothing.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    account: [u8; 32],
+    ip: Option<IpAddr>,
+    settings: ThrottleSettings,
+    open: bool,
+}
+
+impl Attempt<'_> {
+    /// The password was wrong (or the user unknown): counts a failure for the account and
+    /// the address; returns the scopes this failure locked (empty, one or both).
+    pub fn failed(mut self, now_ms: i64) -> Vec<Scope> {
+        self.open = false;
+        let mut locked = Vec::new();
+        let rule = Rule::new(self.settings.max_failures, &self.settings);
+        if lock(&self.throttle.accounts).fail(self.account, &rule, now_ms) {
             locked.push(Scope::Account);
         }
-        if let Some(ip) = ip
-            && lock(&self.addresses).fail(ip_key(ip), &rule(settings.ip_max_failures), now_ms)
+        let rule = Rule::new(self.settings.ip_max_failures, &self.settings);
+        if let Some(ip) = self.ip
+            && lock(&self.throttle.addresses).fail(ip, &rule, now_ms)
         {
             locked.push(Scope::Ip);
         }
         locked
     }
 
-    /// A successful sign-in: forgets the account's failures (the address's stay).
-    pub fn succeeded(&self, username: &str) {
-        lock(&self.accounts).map.remove(&account_key(username));
+    /// The sign-in succeeded: forgets the account's failures. The address's stay (one valid
+    /// account must not reset the count of everything else tried from that address).
+    pub fn succeeded(mut self) {
+        self.open = false;
+        lock(&self.throttle.accounts).clear(&self.account);
+        if let Some(ip) = self.ip {
+            lock(&self.throttle.addresses).release(&ip);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            lock(&self.throttle.accounts).release(&self.account);
+            if let Some(ip) = self.ip {
+                lock(&self.throttle.addresses).release(&ip);
+            }
+        }
     }
 }
 
 /// The per-key rule of one scope, in milliseconds.
 struct Rule {
     max_failures: u32,
+    /// Failures that cost no wait: half the maximum.
+    free: u32,
     lockout: i64,
     backoff: i64,
+}
+
+impl Rule {
+    fn new(max_failures: u32, settings: &ThrottleSettings) -> Self {
+        let max_failures = max_failures.max(1);
+        Self {
+            max_failures,
+            free: max_failures / 2,
+            lockout: millis(settings.lockout),
+            backoff: millis(settings.backoff),
+        }
+    }
 }
 
 /// The state of one key.
 #[derive(Debug, Clone, Copy)]
 struct Record {
     failures: u32,
+    /// Attempts under way, each a failure until it ends otherwise.
+    pending: u32,
     last_failure: i64,
     /// No attempt is considered before this instant.
     blocked_until: i64,
@@ -190,11 +262,36 @@ struct Record {
 }
 
 impl Record {
-    /// Whether the record no longer counts: its lockout is over, or it has had no failure
-    /// for a lockout period.
+    fn fresh(now: i64) -> Self {
+        Self {
+            failures: 0,
+            pending: 0,
+            last_failure: now,
+            blocked_until: now,
+            locked: false,
+        }
+    }
+
+    /// Whether the failures no longer count: the lockout is over, or a lockout period has
+    /// passed since the last failure and the wait it caused.
     fn expired(&self, lockout: i64, now: i64) -> bool {
-        now >= self.blocked_until
-            && (self.locked || now.saturating_sub(self.last_failure) >= lockout)
+        let quiet_since = self.last_failure.max(self.blocked_until);
+        now >= self.blocked_until && (self.locked || now.saturating_sub(quiet_since) >= lockout)
+    }
+
+    /// Forgets expired failures, keeping the attempts under way.
+    fn refresh(&mut self, lockout: i64, now: i64) {
+        if self.expired(lockout, now) {
+            *self = Self {
+                pending: self.pending,
+                ..Self::fresh(now)
+            };
+        }
+    }
+
+    /// Nothing left to remember.
+    fn is_empty(&self) -> bool {
+        self.failures == 0 && self.pending == 0 && !self.locked
     }
 }
 
@@ -212,35 +309,54 @@ impl<K: Eq + Hash + Copy> Counters<K> {
         }
     }
 
-    /// `Some((until, locked))` while `key` may not attempt.
-    fn blocked(&mut self, key: &K, lockout: i64, now: i64) -> Option<(i64, bool)> {
-        let record = *self.map.get(key)?;
-        if record.expired(lockout, now) {
-            self.map.remove(key);
-            return None;
-        }
-        (now < record.blocked_until).then_some((record.blocked_until, record.locked))
-    }
-
-    /// Counts a failure; `true` if it starts a lockout.
-    fn fail(&mut self, key: K, rule: &Rule, now: i64) -> bool {
+    /// Starts an attempt, or says until when (and whether locked) the key must wait.
+    fn begin(&mut self, key: K, rule: &Rule, now: i64) -> Result<(), (i64, bool)> {
         if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
             self.prune(rule.lockout, now);
         }
-        let record = self.map.entry(key).or_insert(Record {
-            failures: 0,
-            last_failure: now,
-            blocked_until: now,
-            locked: false,
-        });
-        if record.expired(rule.lockout, now) {
-            *record = Record {
-                failures: 0,
-                last_failure: now,
-                blocked_until: now,
-                locked: false,
-            };
+        let record = self.map.entry(key).or_insert_with(|| Record::fresh(now));
+        record.refresh(rule.lockout, now);
+        if now < record.blocked_until {
+            return Err((record.blocked_until, record.locked));
         }
+        // Past the free allowance, one attempt at a time: its outcome sets the next wait.
+        let in_flight = record.failures.saturating_add(record.pending);
+        if record.pending > 0 && in_flight >= rule.free {
+            return Err((now.saturating_add(1000), false));
+        }
+        record.pending += 1;
+        Ok(())
+    }
+
+    /// Ends an attempt that counted for nothing.
+    fn release(&mut self, key: &K) {
+        if let Some(record) = self.map.get_mut(key) {
+            record.pending = record.pending.saturating_sub(1);
+            if record.is_empty() {
+                self.map.remove(key);
+            }
+        }
+    }
+
+    /// Ends an attempt by forgetting the key's failures.
+    fn clear(&mut self, key: &K) {
+        if let Some(record) = self.map.get_mut(key) {
+            let now = record.last_failure;
+            *record = Record {
+                pending: record.pending.saturating_sub(1),
+                ..Record::fresh(now)
+            };
+            if record.is_empty() {
+                self.map.remove(key);
+            }
+        }
+    }
+
+    /// Ends an attempt with a failure; `true` if it starts a lockout.
+    fn fail(&mut self, key: K, rule: &Rule, now: i64) -> bool {
+        let record = self.map.entry(key).or_insert_with(|| Record::fresh(now));
+        record.pending = record.pending.saturating_sub(1);
+        record.refresh(rule.lockout, now);
         record.failures = record.failures.saturating_add(1);
         record.last_failure = now;
         if record.failures >= rule.max_failures {
@@ -249,9 +365,8 @@ impl<K: Eq + Hash + Copy> Counters<K> {
             record.blocked_until = now.saturating_add(rule.lockout);
             return starts;
         }
-        let free = rule.max_failures / 2;
-        if record.failures > free {
-            let doublings = (record.failures - free - 1).min(40);
+        if record.failures > rule.free {
+            let doublings = (record.failures - rule.free - 1).min(40);
             let wait = rule
                 .backoff
                 .saturating_mul(1_i64 << doublings)
@@ -261,19 +376,29 @@ impl<K: Eq + Hash + Copy> Counters<K> {
         false
     }
 
-    /// Makes room: drops expired records, then (if still full) the oldest tenth.
+    /// Makes room: drops expired records, then (if still full) the oldest tenth of those
+    /// with no attempt under way.
     fn prune(&mut self, lockout: i64, now: i64) {
-        self.map.retain(|_, r| !r.expired(lockout, now));
+        self.map
+            .retain(|_, r| r.pending > 0 || !r.expired(lockout, now));
         if self.map.len() < self.capacity {
             return;
         }
-        let mut ages: Vec<i64> = self.map.values().map(|r| r.last_failure).collect();
+        let mut ages: Vec<i64> = self
+            .map
+            .values()
+            .filter(|r| r.pending == 0)
+            .map(|r| r.last_failure)
+            .collect();
+        if ages.is_empty() {
+            return;
+        }
         let cut = (ages.len() / 10).max(1);
         let (_, oldest_kept, _) = ages.select_nth_unstable(cut - 1);
         let threshold = *oldest_kept;
         let mut removed = 0;
         self.map.retain(|_, r| {
-            if removed < cut && r.last_failure <= threshold {
+            if removed < cut && r.pending == 0 && r.last_failure <= threshold {
                 removed += 1;
                 false
             } else {
@@ -335,44 +460,57 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
+    /// One failed attempt at `now`; panics if it is refused.
+    fn fail(
+        t: &LoginThrottle,
+        user: &str,
+        from: Option<IpAddr>,
+        s: &ThrottleSettings,
+        now: i64,
+    ) -> Vec<Scope> {
+        t.begin(user, from, s, now).unwrap().failed(now)
+    }
+
     /// Fails `n` times for `user`, each attempt made as soon as it is allowed; returns the
     /// time after the last failure.
     fn fail_n(t: &LoginThrottle, user: &str, from: Option<IpAddr>, n: u32, mut now: i64) -> i64 {
         for _ in 0..n {
-            if let Err(th) = t.check(user, from, &settings(), now) {
-                now += i64::try_from(th.retry_after.as_millis()).unwrap();
-            }
-            t.check(user, from, &settings(), now).unwrap();
-            t.failed(user, from, &settings(), now);
+            let attempt = match t.begin(user, from, &settings(), now) {
+                Ok(a) => a,
+                Err(th) => {
+                    now += i64::try_from(th.retry_after.as_millis()).unwrap();
+                    t.begin(user, from, &settings(), now).unwrap()
+                }
+            };
+            attempt.failed(now);
         }
         now
+    }
+
+    fn refused(t: &LoginThrottle, user: &str, from: Option<IpAddr>, now: i64) -> Throttled {
+        t.begin(user, from, &settings(), now).unwrap_err()
     }
 
     #[test]
     fn free_failures_then_a_doubling_wait() {
         let t = LoginThrottle::default();
-        let now = 0;
+        let s = settings();
         // Failures 1 and 2 (of 5) are free.
-        for _ in 0..2 {
-            t.check("alice", None, &settings(), now).unwrap();
-            assert!(t.failed("alice", None, &settings(), now).is_empty());
-        }
-        t.check("alice", None, &settings(), now).unwrap();
+        assert!(fail(&t, "alice", None, &s, 0).is_empty());
+        assert!(fail(&t, "alice", None, &s, 0).is_empty());
         // Failure 3: wait 1 s; failure 4: wait 2 s.
-        t.failed("alice", None, &settings(), now);
-        let th = t.check("alice", None, &settings(), now).unwrap_err();
+        fail(&t, "alice", None, &s, 0);
+        let th = refused(&t, "alice", None, 0);
         assert_eq!(th.retry_after, Duration::from_secs(1));
         assert_eq!((th.scope, th.locked), (Scope::Account, false));
-        assert!(t.check("alice", None, &settings(), now + S - 1).is_err());
-        t.check("alice", None, &settings(), now + S).unwrap();
-        t.failed("alice", None, &settings(), now + S);
-        let th = t.check("alice", None, &settings(), now + S).unwrap_err();
-        assert_eq!(th.retry_after, Duration::from_secs(2));
-        assert!(
-            t.check("alice", None, &settings(), now + 3 * S - 1)
-                .is_err()
+        refused(&t, "alice", None, S - 1);
+        fail(&t, "alice", None, &s, S);
+        assert_eq!(
+            refused(&t, "alice", None, S).retry_after,
+            Duration::from_secs(2)
         );
-        t.check("alice", None, &settings(), now + 3 * S).unwrap();
+        refused(&t, "alice", None, 3 * S - 1);
+        drop(t.begin("alice", None, &s, 3 * S).unwrap());
     }
 
     #[test]
@@ -382,11 +520,13 @@ mod tests {
         s.lockout = Duration::from_secs(60);
         let t = LoginThrottle::default();
         let mut waits = Vec::new();
+        let mut now = 0;
         for n in 1..=30 {
-            t.failed("bob", None, &s, 0);
+            fail(&t, "bob", None, &s, now);
             if n > 20 {
-                let retry = t.check("bob", None, &s, 0).unwrap_err().retry_after;
+                let retry = t.begin("bob", None, &s, now).unwrap_err().retry_after;
                 waits.push(retry.as_secs());
+                now += i64::try_from(retry.as_millis()).unwrap();
             }
         }
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
@@ -396,24 +536,21 @@ mod tests {
     fn the_nth_failure_locks_and_the_lockout_releases() {
         let t = LoginThrottle::default();
         let mut now = fail_n(&t, "alice", None, 4, 0);
-        if let Err(th) = t.check("alice", None, &settings(), now) {
+        if let Err(th) = t.begin("alice", None, &settings(), now) {
             now += i64::try_from(th.retry_after.as_millis()).unwrap();
         }
-        assert_eq!(
-            t.failed("alice", None, &settings(), now),
-            vec![Scope::Account]
-        );
-        let th = t.check("alice", None, &settings(), now).unwrap_err();
+        let last = t.begin("alice", None, &settings(), now).unwrap();
+        assert_eq!(last.failed(now), vec![Scope::Account]);
+        let th = refused(&t, "alice", None, now);
         assert_eq!((th.scope, th.locked), (Scope::Account, true));
         assert_eq!(th.retry_after, Duration::from_secs(900));
-        // Still locked a second before the end, whatever is tried.
-        assert!(t.check("alice", None, &settings(), now + 899 * S).is_err());
+        // Still locked a second before the end.
+        refused(&t, "alice", None, now + 899 * S);
         // Released after the lockout, with a fresh count: two free failures again.
         let later = now + 900 * S;
-        t.check("alice", None, &settings(), later).unwrap();
-        t.failed("alice", None, &settings(), later);
-        t.failed("alice", None, &settings(), later);
-        t.check("alice", None, &settings(), later).unwrap();
+        fail(&t, "alice", None, &settings(), later);
+        fail(&t, "alice", None, &settings(), later);
+        drop(t.begin("alice", None, &settings(), later).unwrap());
     }
 
     #[test]
@@ -421,17 +558,23 @@ mod tests {
         let t = LoginThrottle::default();
         let from = ip("203.0.113.7");
         let now = fail_n(&t, "alice", from, 4, 0);
-        t.succeeded("alice");
+        let later = now + 10 * S;
+        t.begin("alice", from, &settings(), later)
+            .unwrap()
+            .succeeded();
         // The account starts again from zero...
-        t.failed("alice", None, &settings(), now);
-        t.failed("alice", None, &settings(), now);
-        t.check("alice", None, &settings(), now).unwrap();
+        fail(&t, "alice", None, &settings(), later);
+        fail(&t, "alice", None, &settings(), later);
+        drop(t.begin("alice", None, &settings(), later).unwrap());
         // ...while the address keeps its four: with a limit of 7 (3 free), a fifth makes
         // the next attempt from it wait, whatever the username.
         let mut s = settings();
         s.ip_max_failures = 7;
-        t.failed("carol", from, &s, now);
-        assert!(t.check("dave", from, &s, now).is_err());
+        fail(&t, "carol", from, &s, later);
+        assert_eq!(
+            t.begin("dave", from, &s, later).unwrap_err().scope,
+            Scope::Ip
+        );
     }
 
     #[test]
@@ -444,9 +587,9 @@ mod tests {
             let mut trace = Vec::new();
             for step in 0..8 {
                 let now = step * 1500;
-                trace.push(t.check(user, None, &settings(), now));
-                if trace.last().is_some_and(Result::is_ok) {
-                    t.failed(user, None, &settings(), now);
+                match t.begin(user, None, &settings(), now) {
+                    Ok(attempt) => trace.push(Ok(attempt.failed(now))),
+                    Err(th) => trace.push(Err(th)),
                 }
             }
             answers.push(trace);
@@ -463,15 +606,43 @@ mod tests {
         let from = ip("198.51.100.4");
         let mut locked = Vec::new();
         for n in 0..4 {
-            let user = format!("user{n}");
-            t.check(&user, from, &s, 0).unwrap();
-            locked.extend(t.failed(&user, from, &s, 0));
+            locked.extend(fail(&t, &format!("user{n}"), from, &s, 0));
         }
         assert_eq!(locked, vec![Scope::Ip]);
-        let th = t.check("someone-else", from, &s, 0).unwrap_err();
+        let th = t.begin("someone-else", from, &s, 0).unwrap_err();
         assert_eq!((th.scope, th.locked), (Scope::Ip, true));
+        // The refused attempt left nothing behind for the account.
+        assert!(
+            !lock(&t.accounts)
+                .map
+                .contains_key(&account_key("someone-else"))
+        );
         // Another address is unaffected.
-        t.check("someone-else", ip("198.51.100.5"), &s, 0).unwrap();
+        drop(t.begin("someone-else", ip("198.51.100.5"), &s, 0).unwrap());
+    }
+
+    #[test]
+    fn parallel_attempts_cannot_outrun_the_count() {
+        let t = LoginThrottle::default();
+        let s = settings();
+        // Two attempts (the free allowance) may be under way at once, not a third...
+        let a = t.begin("alice", None, &s, 0).unwrap();
+        let b = t.begin("alice", None, &s, 0).unwrap();
+        let th = t.begin("alice", None, &s, 0).unwrap_err();
+        assert_eq!((th.locked, th.retry_after), (false, Duration::from_secs(1)));
+        a.failed(0);
+        b.failed(0);
+        // ...and past the allowance only one at a time.
+        let c = t.begin("alice", None, &s, 0).unwrap();
+        assert!(t.begin("alice", None, &s, 0).is_err());
+        c.failed(0);
+        // A dropped attempt (cancelled request) counts for nothing.
+        drop(t.begin("alice", None, &s, S).unwrap());
+        fail(&t, "alice", None, &s, S);
+        assert_eq!(
+            refused(&t, "alice", None, S).retry_after,
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
@@ -492,21 +663,21 @@ mod tests {
         let now = fail_n(&t, "alice", None, 2, 0);
         let later = now + 900 * S;
         // Two more failures are free again: the earlier two were forgotten.
-        t.failed("alice", None, &settings(), later);
-        t.failed("alice", None, &settings(), later);
-        t.check("alice", None, &settings(), later).unwrap();
+        fail(&t, "alice", None, &settings(), later);
+        fail(&t, "alice", None, &settings(), later);
+        drop(t.begin("alice", None, &settings(), later).unwrap());
     }
 
     #[test]
     fn a_full_map_makes_room_and_stays_bounded() {
         let t = LoginThrottle::new(100);
         for n in 0..1000 {
-            t.failed(&format!("user{n}"), None, &settings(), n);
+            fail(&t, &format!("user{n}"), None, &settings(), n);
         }
         assert!(lock(&t.accounts).map.len() <= 100);
         // The newest records survive.
-        t.failed("user999", None, &settings(), 1000);
-        t.failed("user999", None, &settings(), 1000);
-        assert!(t.check("user999", None, &settings(), 1000).is_err());
+        fail(&t, "user999", None, &settings(), 1000);
+        fail(&t, "user999", None, &settings(), 1000);
+        assert!(t.begin("user999", None, &settings(), 1000).is_err());
     }
 }

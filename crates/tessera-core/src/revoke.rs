@@ -6,6 +6,7 @@
 //! the same answer (RFC 7009 §2.2), so the endpoint reveals nothing about them.
 
 use crate::access_token::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use crate::audit::{AuditEvent, Event, HashPrefix, Outcome};
 use crate::client::AuthenticatedClient;
 use crate::error::OAuthError;
 use crate::jwt;
@@ -69,6 +70,15 @@ async fn revoke_refresh(
     let revoked = server
         .revoke_family(&family.id, RevocationReason::ClientRequest)
         .await?;
+    if revoked {
+        AuditEvent::new(Event::TokenRevoked, Outcome::Success)
+            .client(&family.client_id)
+            .user(&family.user_id)
+            .family(&family.id)
+            .token(HashPrefix::of(token))
+            .reason(RevocationReason::ClientRequest.as_str())
+            .emit();
+    }
     Ok(if revoked {
         Revoked::Family
     } else {
@@ -108,5 +118,14 @@ async fn revoke_access(
     )
     .increment(1);
     ports.on_revocation.revoked().await;
+    let mut event = AuditEvent::new(Event::TokenRevoked, Outcome::Success)
+        .client(&claims.client_id)
+        .token(HashPrefix::of(token))
+        .reason(RevocationReason::ClientRequest.as_str());
+    // A client's own token has the client as its subject; a user's has the user.
+    if claims.sub != claims.client_id {
+        event.user = Some(&claims.sub);
+    }
+    event.emit();
     Ok(Revoked::AccessToken)
 }

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::audit;
 use crate::authorization_code::{CODE_PREFIX, CodeRecord, CodeStore};
 use crate::authorize::{self, AuthorizationRequest, AuthorizeError};
 use crate::client::{self, AuthenticatedClient, ClientCredentials, ClientStore, GrantType};
@@ -10,19 +11,22 @@ use crate::error::OAuthError;
 use crate::grant::{self, TokenResponse};
 use crate::introspection::{self, Introspection, ValidationCache};
 use crate::keys::{Jwks, KeyRing};
+use crate::login_throttle::LoginThrottle;
 use crate::params::Params;
 use crate::policy::Policy;
 use crate::random::SecureRandom;
+use crate::rate_limit::TokenRateLimiter;
 use crate::refresh_family::RefreshStore;
 use crate::revocation::{RevocationList, RevocationListener, RevocationReason};
 use crate::revoke::{self, Revoked};
 use crate::secret::{self, SecretHash};
 use crate::session::{Session, SessionStore};
+pub use crate::sign_in::{LoginAttempt, SignInError};
 use crate::time::Clock;
-use crate::user::{self, User, UserStore};
+use crate::user::{User, UserStore};
 
 /// Prefix of browser session ids.
-const SESSION_PREFIX: &str = "tsn_";
+pub(crate) const SESSION_PREFIX: &str = "tsn_";
 
 /// The adapters the domain runs on.
 #[derive(Clone)]
@@ -53,18 +57,6 @@ pub struct Ports {
     pub random: Arc<dyn SecureRandom>,
 }
 
-/// A sign-in attempt failed.
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum SignInError {
-    /// Unknown user, wrong password or disabled account: deliberately indistinguishable.
-    #[error("invalid username or password")]
-    InvalidCredentials,
-    /// Storage failed.
-    #[error(transparent)]
-    Server(#[from] OAuthError),
-}
-
 /// A browser session just started: the id goes into the cookie, nowhere else.
 pub struct NewSession {
     /// The session id for the cookie.
@@ -78,6 +70,10 @@ pub struct AuthorizationServer {
     ports: Ports,
     /// Replaced whole on a configuration reload; each request works with one snapshot.
     policy: RwLock<Arc<Policy>>,
+    /// Failed sign-ins of this node (per node, in memory: see [`crate::login_throttle`]).
+    login_throttle: LoginThrottle,
+    /// The token endpoint's buckets of this node (see [`crate::rate_limit`]).
+    token_limiter: TokenRateLimiter,
 }
 
 impl AuthorizationServer {
@@ -86,6 +82,8 @@ impl AuthorizationServer {
         Self {
             ports,
             policy: RwLock::new(Arc::new(policy)),
+            login_throttle: LoginThrottle::default(),
+            token_limiter: TokenRateLimiter::default(),
         }
     }
 
@@ -125,34 +123,30 @@ impl AuthorizationServer {
         authorize::validate(self.ports.clients.as_ref(), params).await
     }
 
-    /// Checks a username and password and starts a browser session.
+    /// Checks a login form submission and starts a browser session, unless the
+    /// username or the address has too many recent failures (see [`crate::sign_in`]).
+    pub async fn sign_in_from(
+        &self,
+        attempt: &LoginAttempt<'_>,
+    ) -> Result<NewSession, SignInError> {
+        crate::sign_in::sign_in(self, attempt).await
+    }
+
+    /// Checks a username and password and starts a browser session (no client address:
+    /// only the per-account count applies).
     pub async fn sign_in(&self, username: &str, password: &str) -> Result<NewSession, SignInError> {
-        let user = self
-            .ports
-            .users
-            .find_by_username(username)
-            .await
-            .map_err(OAuthError::from)?;
-        if !user::verify_password(user.as_ref(), password) {
-            return Err(SignInError::InvalidCredentials);
-        }
-        let Some(user) = user else {
-            return Err(SignInError::InvalidCredentials);
+        let attempt = LoginAttempt {
+            username,
+            password,
+            client_id: "",
+            ip: None,
         };
-        let id = secret::mint(self.ports.random.as_ref(), SESSION_PREFIX);
-        let now = self.ports.clock.now();
-        let session = Session {
-            id_hash: SecretHash::of(&id),
-            user_id: user.id,
-            auth_time: now,
-            expires_at: now.plus(self.policy().session_ttl),
-        };
-        self.ports
-            .sessions
-            .create(&session)
-            .await
-            .map_err(OAuthError::from)?;
-        Ok(NewSession { id, session })
+        crate::sign_in::sign_in(self, &attempt).await
+    }
+
+    /// The failure counts of the login form.
+    pub(crate) fn login_throttle(&self) -> &LoginThrottle {
+        &self.login_throttle
     }
 
     /// The live session behind a cookie value, with its user; `None` if expired, unknown, or
@@ -215,7 +209,19 @@ impl AuthorizationServer {
         let grant = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
         let credentials = credentials(params, basic)?;
         let client = client::authenticate(self.ports.clients.as_ref(), credentials).await?;
-        match grant {
+        // Checked after authentication, so nobody can spend a client's allowance by naming it.
+        let limit = self.policy().token_rate_limit;
+        let client_id = client.client().id.clone();
+        if let Err(limited) =
+            self.token_limiter
+                .check(&client_id, limit, self.ports.clock.now_millis())
+        {
+            metrics::counter!("tessera_token_rate_limited_total").increment(1);
+            return Err(OAuthError::SlowDown {
+                retry_after: limited.retry_after,
+            });
+        }
+        let issued = match grant {
             GrantType::AuthorizationCode => {
                 grant::authorization_code::exchange(self, client, params).await
             }
@@ -223,7 +229,16 @@ impl AuthorizationServer {
                 grant::client_credentials::grant(self, client, params).await
             }
             GrantType::RefreshToken => grant::refresh_token::refresh(self, client, params).await,
-        }
+        }?;
+        audit::token_issued(
+            &client_id,
+            grant.as_str(),
+            issued.issued_to.user.as_deref(),
+            issued.issued_to.family.as_deref(),
+            &issued.scope,
+            &issued.access_token,
+        );
+        Ok(issued)
     }
 
     /// Revokes a family (store first), then tells the caches; `true` if this call did it.

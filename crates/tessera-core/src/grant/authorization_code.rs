@@ -1,5 +1,6 @@
 //! Authorization code grant, token request (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
 
+use crate::audit::{AuditEvent, Event, HashPrefix, Outcome};
 use crate::client::{AuthenticatedClient, GrantType};
 use crate::error::OAuthError;
 use crate::grant::{Subject, TokenResponse, UserGrantProof, access_token, refresh_token, response};
@@ -41,7 +42,7 @@ pub async fn exchange(
     // RFC 6749 §4.1.2: a code MUST NOT be used more than once; a second use SHOULD revoke
     // the tokens issued from the first.
     if record.used_at.is_some() {
-        return Err(replay(server, record.family_id.as_deref()).await);
+        return Err(replay(server, &registered.id, &hash, record.family_id.as_deref()).await);
     }
     let now = ports.clock.now();
     if now >= record.expires_at {
@@ -102,6 +103,7 @@ pub async fn exchange(
         _proof: UserGrantProof::Pkce(pkce),
     };
     let access = access_token(server, &client, subject, audience, &record.scope)?;
+    let family_id = family.id.clone();
     let grant = NewGrant {
         family,
         refresh: refresh.as_ref().map(|(_, r)| r.clone()),
@@ -110,15 +112,31 @@ pub async fn exchange(
     // The single atomic step: of any concurrent redemptions exactly one gets `true`; the
     // others are replays.
     if !ports.codes.redeem(&hash, now, &grant).await? {
-        let family_id = ports.codes.find(&hash).await?.and_then(|r| r.family_id);
-        return Err(replay(server, family_id.as_deref()).await);
+        let first = ports.codes.find(&hash).await?.and_then(|r| r.family_id);
+        return Err(replay(server, &registered.id, &hash, first.as_deref()).await);
     }
-    Ok(response(access, refresh.map(|(s, _)| s), &record.scope))
+    Ok(response(
+        access,
+        refresh.map(|(s, _)| s),
+        &record.scope,
+        Some(&family_id),
+    ))
 }
 
 /// Answers a replayed code: revokes what its first redemption issued (RFC 6749 §4.1.2,
 /// RFC 9700 §4.5.3) and refuses with `invalid_grant`.
-async fn replay(server: &AuthorizationServer, family_id: Option<&str>) -> OAuthError {
+async fn replay(
+    server: &AuthorizationServer,
+    client_id: &str,
+    code: &SecretHash,
+    family_id: Option<&str>,
+) -> OAuthError {
+    let mut event = AuditEvent::new(Event::CodeReuseDetected, Outcome::Failure)
+        .client(client_id)
+        .token(HashPrefix::from(code))
+        .reason(RevocationReason::CodeReplay.as_str());
+    event.family = family_id;
+    event.emit();
     if let Some(id) = family_id
         && let Err(e) = server.revoke_family(id, RevocationReason::CodeReplay).await
     {

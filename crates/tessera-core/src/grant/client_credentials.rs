@@ -30,5 +30,5 @@ pub async fn grant(
     let audience = registered.audience(params.get("resource")?, &server.policy().issuer)?;
     let access = access_token(server, &client, Subject::Client, audience, &scope)?;
     // RFC 6749 §4.4.3: a refresh token SHOULD NOT be included.
-    Ok(response(access, None, &scope))
+    Ok(response(access, None, &scope, None))
 }

@@ -37,6 +37,18 @@ pub struct TokenResponse {
     /// sent here so clients need not guess).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// For whom the token was issued (the audit trail); never sent.
+    #[serde(skip)]
+    pub issued_to: IssuedTo,
+}
+
+/// For whom a token response was issued, for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct IssuedTo {
+    /// The user's id, for a user's token (none for the client's own).
+    pub user: Option<String>,
+    /// The refresh-token family the tokens belong to, if any.
+    pub family: Option<String>,
 }
 
 /// How a user's token was earned.
@@ -65,6 +77,8 @@ pub(crate) struct MintedAccessToken {
     pub record: IssuedAccessToken,
     /// Its lifetime in seconds (`exp - iat`), for `expires_in`.
     pub lifetime: u64,
+    /// The user's id, for a user's token.
+    pub user: Option<String>,
 }
 
 /// Mints an access token for an authenticated client.
@@ -79,11 +93,16 @@ pub(crate) fn access_token(
     let ports = server.ports();
     let now = ports.clock.now();
     let client = client.client();
-    let (sub, roles, auth_time) = match subject {
+    let (sub, roles, auth_time, user) = match subject {
         Subject::User {
             user, auth_time, ..
-        } => (user.id, Some(user.roles), Some(auth_time.0)),
-        Subject::Client => (client.id.clone(), None, None),
+        } => (
+            user.id.clone(),
+            Some(user.roles),
+            Some(auth_time.0),
+            Some(user.id),
+        ),
+        Subject::Client => (client.id.clone(), None, None, None),
     };
     // A client's own lifetime beats the global one.
     let lifetime = client.access_token_ttl.unwrap_or(policy.access_token_ttl);
@@ -109,6 +128,7 @@ pub(crate) fn access_token(
             expires_at: exp,
         },
         lifetime: lifetime.as_secs(),
+        user,
     })
 }
 
@@ -134,11 +154,12 @@ pub(crate) fn refresh_token(
     (secret, record)
 }
 
-/// The response for a minted access token (and refresh token, if any).
+/// The response for a minted access token (and refresh token, if any) of `family`.
 pub(crate) fn response(
     access: MintedAccessToken,
     refresh_token: Option<String>,
     scope: &ScopeSet,
+    family: Option<&str>,
 ) -> TokenResponse {
     TokenResponse {
         access_token: access.token,
@@ -146,5 +167,9 @@ pub(crate) fn response(
         expires_in: access.lifetime,
         refresh_token,
         scope: scope.to_string(),
+        issued_to: IssuedTo {
+            user: access.user,
+            family: family.map(str::to_owned),
+        },
     }
 }

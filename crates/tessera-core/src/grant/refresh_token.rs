@@ -5,6 +5,7 @@
 //! is a retry inside the grace window whose successor was never used: then the retry
 //! supersedes that successor (see [`crate::refresh_family`]).
 
+use crate::audit::{AuditEvent, Event, HashPrefix, Outcome};
 use crate::client::{AuthenticatedClient, GrantType};
 use crate::error::OAuthError;
 use crate::grant::{Subject, TokenResponse, UserGrantProof, access_token, refresh_token, response};
@@ -60,10 +61,10 @@ pub async fn refresh(
         (Some(rotated_at), Some(successor)) if in_grace(server, rotated_at, now) => {
             match ports.refresh.find(&successor).await? {
                 Some((next, _)) if next.rotated_at.is_none() => Step::Supersede(successor),
-                _ => return Err(reuse(server, &family).await),
+                _ => return Err(reuse(server, &family, &hash).await),
             }
         }
-        _ => return Err(reuse(server, &family).await),
+        _ => return Err(reuse(server, &family, &hash).await),
     };
     // Expiry is always checked here, on the server (the seed's "critical consideration").
     if now >= token.expires_at || now >= family.absolute_expires_at {
@@ -102,9 +103,9 @@ pub async fn refresh(
     if !won {
         // Another request rotated this token (or the successor) first: this one presented a
         // token that is no longer live, which is reuse.
-        return Err(reuse(server, &family).await);
+        return Err(reuse(server, &family, &hash).await);
     }
-    Ok(response(access, Some(secret), &scope))
+    Ok(response(access, Some(secret), &scope, Some(&family.id)))
 }
 
 fn in_grace(server: &AuthorizationServer, rotated_at: UnixTime, now: UnixTime) -> bool {
@@ -113,8 +114,19 @@ fn in_grace(server: &AuthorizationServer, rotated_at: UnixTime, now: UnixTime) -
 }
 
 /// Revokes the family of a reused token and refuses the request.
-async fn reuse(server: &AuthorizationServer, family: &Family) -> OAuthError {
+async fn reuse(
+    server: &AuthorizationServer,
+    family: &Family,
+    presented: &SecretHash,
+) -> OAuthError {
     metrics::counter!("tessera_refresh_reuse_detected_total").increment(1);
+    AuditEvent::new(Event::RefreshReuseDetected, Outcome::Failure)
+        .client(&family.client_id)
+        .user(&family.user_id)
+        .family(&family.id)
+        .token(HashPrefix::from(presented))
+        .reason(RevocationReason::RefreshTokenReuse.as_str())
+        .emit();
     let revoked = server
         .revoke_family(&family.id, RevocationReason::RefreshTokenReuse)
         .await;
