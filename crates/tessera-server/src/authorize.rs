@@ -1,9 +1,13 @@
 //! The authorization endpoint, `GET|POST /api/v2/auth/authorize` (RFC 6749 §4.1.1-4.1.2).
 //!
-//! `GET` validates the request; a signed-in browser gets its code at once, anyone else the
-//! login page. `POST` is the login form: it checks the CSRF token, validates the carried
-//! request again (nothing from the form is trusted), signs the user in and redirects with
-//! the code. Errors about the client or redirect URI are shown, never redirected.
+//! `GET` validates the request; a signed-in browser gets its code at once (or the consent
+//! page first, for a third-party client the user has not approved, see [`consent`]), anyone
+//! else the login page. `POST` is the login form: it checks the CSRF token, validates the
+//! carried request again (nothing from the form is trusted), signs the user in and
+//! redirects with the code, or back to `GET` for the consent page. Errors about the client
+//! or redirect URI are shown, never redirected.
+//!
+//! [`consent`]: crate::consent
 
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,6 +17,7 @@ use tessera_core::params::Params;
 use tessera_core::secret;
 use tessera_core::server::SignInError;
 
+use crate::consent::{self, Next};
 use crate::error::log_internal;
 use crate::form::read_form;
 use crate::pages::{error_page, login_page};
@@ -38,9 +43,12 @@ pub async fn authorize_get(
     let session_cookie = cookies::get(&headers, state.cookies.session_name());
     if let Some(session_id) = session_cookie {
         match state.server.session(session_id).await {
-            Ok(Some((session, _user))) => {
-                return match state.server.issue_code(&request, &session).await {
-                    Ok(location) => redirect(&location),
+            Ok(Some((session, user))) => {
+                return match consent::next_step(&state, &request, &session).await {
+                    Ok(Next::Code(location)) => redirect(&location),
+                    Ok(Next::Consent) => {
+                        consent::show(&state, &request, &params, session_id, &user.username)
+                    }
                     Err(e) => server_error_page(&e),
                 };
             }
@@ -99,8 +107,10 @@ pub async fn authorize_post(State(state): State<AppState>, request: Request) -> 
     let binding = binding.unwrap_or_default();
     match state.server.sign_in(username, password).await {
         Ok(new) => {
-            let location = match state.server.issue_code(&request, &new.session).await {
-                Ok(l) => l,
+            let location = match consent::next_step(&state, &request, &new.session).await {
+                Ok(Next::Code(l)) => l,
+                // Post/Redirect/Get: the consent page comes from a GET of the same request.
+                Ok(Next::Consent) => consent::authorize_again(&params),
                 Err(e) => return server_error_page(&e),
             };
             let mut response = redirect(&location);
@@ -155,7 +165,7 @@ fn show_login(
 
 /// Renders an authorization error: an error page, or a redirect to the verified client
 /// URI with `error`, `error_description`, `state` and `iss` (RFC 6749 §4.1.2.1, RFC 9207).
-fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
+pub(crate) fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
     match error {
         AuthorizeError::NotRedirectable(reason) => error_page(StatusCode::BAD_REQUEST, &reason),
         AuthorizeError::Redirect {
@@ -180,7 +190,7 @@ fn authorize_error(state: &AppState, error: AuthorizeError) -> Response {
     }
 }
 
-fn server_error_page(e: &tessera_core::OAuthError) -> Response {
+pub(crate) fn server_error_page(e: &tessera_core::OAuthError) -> Response {
     log_internal(e);
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -188,14 +198,19 @@ fn server_error_page(e: &tessera_core::OAuthError) -> Response {
     )
 }
 
-fn redirect(location: &str) -> Response {
+/// A `303 See Other` to `location`, never cached, and sending no `Referer` onwards (the
+/// page's URL holds the request's `state`).
+pub(crate) fn redirect(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(value) => {
             let mut response = StatusCode::SEE_OTHER.into_response();
-            response.headers_mut().insert(header::LOCATION, value);
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let headers = response.headers_mut();
+            headers.insert(header::LOCATION, value);
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
             response
         }
         Err(_) => error_page(StatusCode::BAD_REQUEST, "The redirect URI is invalid."),

@@ -17,6 +17,7 @@ pub struct Metadata {
     jwks_uri: String,
     revocation_endpoint: String,
     introspection_endpoint: String,
+    end_session_endpoint: String,
     response_types_supported: [&'static str; 1],
     response_modes_supported: [&'static str; 1],
     grant_types_supported: [&'static str; 3],
@@ -38,6 +39,8 @@ impl Metadata {
             jwks_uri: format!("{issuer}{}", paths::JWKS),
             revocation_endpoint: format!("{issuer}{}", paths::REVOKE),
             introspection_endpoint: format!("{issuer}{}", paths::INTROSPECT),
+            // OpenID Connect RP-Initiated Logout 1.0 §2.1.
+            end_session_endpoint: format!("{issuer}{}", paths::LOGOUT),
             response_types_supported: ["code"],
             response_modes_supported: ["query"],
             grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],

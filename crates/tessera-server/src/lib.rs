@@ -1,5 +1,5 @@
-//! Tessera's HTTP adapter: the OAuth 2.0 endpoints, discovery, JWKS, the login page and
-//! health probes, on axum.
+//! Tessera's HTTP adapter: the OAuth 2.0 endpoints, discovery, JWKS, the sign-in pages
+//! (login, consent, error, signed out) and health probes, on axum.
 //!
 //! Handlers are thin: they read the request strictly ([`form`]), make one call into
 //! `tessera_core::AuthorizationServer`, and shape the answer; errors become RFC 6749 §5.2
@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod authorize;
+pub mod consent;
 pub mod cookies;
 pub mod demo;
 pub mod discovery;
@@ -16,8 +17,10 @@ pub mod form;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
+pub mod logout;
 pub mod metrics;
 pub mod pages;
+pub mod request_id;
 pub mod revocations;
 pub mod revoke;
 pub mod token;
@@ -52,6 +55,10 @@ pub mod paths {
     pub const JWKS: &str = "/.well-known/jwks.json";
     /// The authorization endpoint.
     pub const AUTHORIZE: &str = "/api/v2/auth/authorize";
+    /// The consent form's target.
+    pub const CONSENT: &str = "/api/v2/auth/consent";
+    /// Sign-out (OpenID Connect RP-Initiated Logout's `end_session_endpoint`).
+    pub const LOGOUT: &str = "/api/v2/auth/logout";
     /// The token endpoint.
     pub const TOKEN: &str = "/api/v2/auth/token";
     /// The revocation endpoint (RFC 7009).
@@ -130,6 +137,14 @@ pub fn app(state: AppState) -> Router {
                 .fallback(json_405),
         )
         .route(
+            paths::CONSENT,
+            axum::routing::post(consent::consent_post).fallback(json_405),
+        )
+        .route(
+            paths::LOGOUT,
+            get(logout::logout).post(logout::logout).fallback(json_405),
+        )
+        .route(
             paths::TOKEN,
             axum::routing::post(token::token).fallback(json_405),
         )
@@ -158,6 +173,11 @@ pub fn app(state: AppState) -> Router {
         // this bounds every other extractor.
         .layer(DefaultBodyLimit::max(form::MAX_BODY))
         .layer(axum::middleware::from_fn(metrics::track))
+        // Error pages mint their request id from the server's random source.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_id::scope,
+        ))
         // A client that promises a body and trickles it must not hold a connection forever.
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
         .layer(
