@@ -103,6 +103,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The consent page shows scopes in words: describe the one the tests ask for.
+READ_SCOPE_DESCRIPTION="See your reports and settings"
+export TESSERA_SCOPE_DESCRIPTIONS="read=$READ_SCOPE_DESCRIPTION"
 NO_COLOR=1 "$BIN" serve --demo --listen 127.0.0.1:0 --data-dir "$DATA" --log-format text \
     >"$OUT" 2>"$LOG" &
 SERVER_PID=$!
@@ -158,6 +161,7 @@ TESSERA_DATA_DIR="$DATA" \
 TESSERA_SERVER_LOG="$LOG" \
 TESSERA_CHROMIUM="$CHROMIUM" \
 TESSERA_SCREENSHOT_DIR="$SCREENSHOTS" \
+TESSERA_READ_SCOPE_DESCRIPTION="$READ_SCOPE_DESCRIPTION" \
     node --test --test-reporter=spec "$HERE/sign-in.test.mjs"
 rc=$?
 set -e

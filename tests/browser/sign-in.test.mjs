@@ -16,6 +16,7 @@
 //   TESSERA_SERVER_LOG          the server's log file
 //   TESSERA_CHROMIUM            the browser (/usr/bin/chromium)
 //   TESSERA_SCREENSHOT_DIR      where the page screenshots go
+//   TESSERA_READ_SCOPE_DESCRIPTION  the server's description of the `read` scope
 //
 // Nothing waits for a fixed time: every wait is on a condition (a URL, a response, an
 // element), bounded by Playwright's or the test's timeout.
@@ -47,11 +48,10 @@ const BIN = env('TESSERA_BIN');
 const DATA_DIR = env('TESSERA_DATA_DIR');
 const SERVER_LOG = env('TESSERA_SERVER_LOG');
 const SCREENSHOTS = env('TESSERA_SCREENSHOT_DIR');
+const READ_SCOPE_DESCRIPTION = env('TESSERA_READ_SCOPE_DESCRIPTION');
+const THIRD_PARTY_AUDIENCE = 'https://api.browser.test';
 
 const TEST_TIMEOUT = 60_000;
-// The error page's request id (issue 10) is not in the server yet: that test is reported as
-// TODO (its failure shown, not counted) until it is. Set to false when the id lands.
-const REQUEST_ID_TODO = 'the error page has no request id yet (issue 10)';
 const VIEWPORT = { width: 800, height: 600 };
 
 let browser;
@@ -269,7 +269,7 @@ function unknownClientRequest() {
   });
 }
 
-test('error page: an unknown client gets an error page, never a redirect', { timeout: TEST_TIMEOUT }, async () => {
+test('error page: an unknown client gets an error page with a request id that is in the log, never a redirect', { timeout: TEST_TIMEOUT }, async () => {
   const url = unknownClientRequest();
   const { context, page } = await newPage();
   try {
@@ -282,6 +282,15 @@ test('error page: an unknown client gets an error page, never a redirect', { tim
     const alert = page.getByRole('alert');
     await alert.waitFor();
     assert.match(await alert.textContent(), /not registered/i);
+
+    // The request id is shown, sent as X-Request-Id, and the same id is in the server's log.
+    const text = await page.locator('main').innerText();
+    const match = text.match(/request id:\s*([A-Za-z0-9_-]{6,})/i);
+    assert.ok(match, `no request id on the error page:\n${text}`);
+    const requestId = match[1];
+    assert.equal(response.headers()['x-request-id'], requestId);
+    await waitFor(() => readFileSync(SERVER_LOG, 'utf8').includes(requestId), 5_000,
+      `request id ${requestId} not in the server log`);
     await screenshot(page, 'error');
 
     // Nothing went to the redirect URI: the browser stayed on the authorization endpoint.
@@ -293,18 +302,95 @@ test('error page: an unknown client gets an error page, never a redirect', { tim
   }
 });
 
-test('error page: shows a request id, and the server log has the same id', { timeout: TEST_TIMEOUT, todo: REQUEST_ID_TODO }, async () => {
+/** Registers a third-party (not first-party) public client whose redirect URI is our
+ * loopback server, with the CLI, on the running server's database. */
+function registerThirdPartyClient(name) {
+  const id = `third-party-${base64url(randomBytes(6))}`;
+  const created = JSON.parse(tessera('client', 'create', '--id', id, '--name', name, '--public',
+    '--grant-type', 'authorization_code', '--redirect-uri', `${callback.base}/callback`,
+    '--scope', 'read', '--audience', THIRD_PARTY_AUDIENCE, '--format', 'json'));
+  assert.equal(created.first_party, false, JSON.stringify(created));
+  return id;
+}
+
+/** Opens a third-party client's authorization URL in a fresh browser, signs in as the demo
+ * user, and waits for the consent page. */
+async function reachConsent(clientId, clientName) {
+  const { verifier, challenge } = pkce();
+  const state = base64url(randomBytes(16));
+  const redirectUri = `${callback.base}/callback`;
+  const url = authorizeUrl({
+    response_type: 'code',
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    scope: 'read',
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
   const { context, page } = await newPage();
+  await page.goto(url);
+  await page.getByText(clientName, { exact: true }).waitFor();
+  await typeCredentials(page, USERNAME, PASSWORD);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: new RegExp(`Allow ${clientName} access`) }).waitFor();
+  return { context, page, url, state, verifier, redirectUri };
+}
+
+/** Waits for the browser to land on the loopback callback and returns its query. */
+async function landOnCallback(page, action) {
+  await Promise.all([
+    page.waitForURL((u) => u.href.startsWith(`${callback.base}/callback?`)),
+    action(),
+  ]);
+  await page.getByRole('heading', { name: 'Back at the client' }).waitFor();
+  return new URL(page.url()).searchParams;
+}
+
+test('consent: a third-party client asks first; Allow lands on the redirect with a code, and is remembered', { timeout: TEST_TIMEOUT }, async () => {
+  const name = 'Acme Reports';
+  const clientId = registerThirdPartyClient(name);
+  const { context, page, url, state, verifier, redirectUri } = await reachConsent(clientId, name);
   try {
-    const response = await page.goto(unknownClientRequest());
-    assert.equal(response.status(), 400);
-    const text = await page.locator('main').innerText();
-    const match = text.match(/request id\W+([A-Za-z0-9_-]{6,})/i);
-    assert.ok(match, `no request id on the error page:\n${text}`);
-    const requestId = match[1];
-    await waitFor(() => readFileSync(SERVER_LOG, 'utf8').includes(requestId), 5_000,
-      `request id ${requestId} not in the server log`);
-    await screenshot(page, 'error');
+    // The page says who asks, for what in words (the configured description), and as whom.
+    const main = await page.locator('main').innerText();
+    assert.ok(main.includes(READ_SCOPE_DESCRIPTION), main);
+    assert.ok(main.includes(USERNAME), main);
+    const allow = page.getByRole('button', { name: 'Allow' });
+    const deny = page.getByRole('button', { name: 'Deny' });
+    await allow.waitFor();
+    await deny.waitFor();
+    await screenshot(page, 'consent');
+
+    const query = await landOnCallback(page, () => allow.click());
+    const code = query.get('code');
+    assert.ok(code, `no code in ${page.url()}`);
+    assert.equal(query.get('state'), state);
+    assert.equal(query.get('iss'), ISSUER);
+    const tokens = await redeem(code, verifier, { clientId, redirectUri });
+    const claims = await verifyAccessToken(tokens.access_token, THIRD_PARTY_AUDIENCE);
+    assert.equal(claims.client_id, clientId);
+    assert.equal(claims.sub, userId(USERNAME));
+
+    // Remembered: the same request again (same browser session) gets a code at once.
+    const again = await landOnCallback(page, () => page.goto(url));
+    assert.ok(again.get('code'), `no code in ${page.url()}`);
+    assert.notEqual(again.get('code'), code);
+  } finally {
+    await context.close();
+  }
+});
+
+test('consent: Deny lands on the redirect with error=access_denied, the state and no code', { timeout: TEST_TIMEOUT }, async () => {
+  const name = 'Beta Dashboards';
+  const clientId = registerThirdPartyClient(name);
+  const { context, page, state } = await reachConsent(clientId, name);
+  try {
+    const query = await landOnCallback(page, () => page.getByRole('button', { name: 'Deny' }).click());
+    assert.equal(query.get('error'), 'access_denied');
+    assert.equal(query.get('state'), state);
+    assert.equal(query.get('iss'), ISSUER);
+    assert.equal(query.get('code'), null);
   } finally {
     await context.close();
   }
