@@ -125,23 +125,8 @@ impl AuthorizationServer {
 
     /// Checks a login form submission and starts a browser session, unless the
     /// username or the address has too many recent failures (see [`crate::sign_in`]).
-    pub async fn sign_in_from(
-        &self,
-        attempt: &LoginAttempt<'_>,
-    ) -> Result<NewSession, SignInError> {
+    pub async fn sign_in(&self, attempt: &LoginAttempt<'_>) -> Result<NewSession, SignInError> {
         crate::sign_in::sign_in(self, attempt).await
-    }
-
-    /// Checks a username and password and starts a browser session (no client address:
-    /// only the per-account count applies).
-    pub async fn sign_in(&self, username: &str, password: &str) -> Result<NewSession, SignInError> {
-        let attempt = LoginAttempt {
-            username,
-            password,
-            client_id: "",
-            ip: None,
-        };
-        crate::sign_in::sign_in(self, &attempt).await
     }
 
     /// The failure counts of the login form.

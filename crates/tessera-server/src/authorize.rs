@@ -5,7 +5,9 @@
 //! else the login page. `POST` is the login form: it checks the CSRF token, validates the
 //! carried request again (nothing from the form is trusted), signs the user in and
 //! redirects with the code, or back to `GET` for the consent page. Errors about the client
-//! or redirect URI are shown, never redirected.
+//! or redirect URI are shown, never redirected. Too many failed sign-ins for a username or
+//! from an address get `429` with `Retry-After` and the same message, without the password
+//! being checked (see `tessera_core::login_throttle`).
 //!
 //! [`consent`]: crate::consent
 
@@ -15,16 +17,21 @@ use axum::response::{IntoResponse, Response};
 use tessera_core::authorize::{self, AuthorizationRequest, AuthorizeError, REQUEST_PARAMS};
 use tessera_core::params::Params;
 use tessera_core::secret;
-use tessera_core::server::SignInError;
+use tessera_core::server::{LoginAttempt, SignInError};
 
 use crate::consent::{self, Next};
 use crate::error::log_internal;
 use crate::form::read_form;
 use crate::pages::{error_page, login_page};
-use crate::{AppState, cookies};
+use crate::{AppState, client_ip, cookies};
 
 /// Lifetime of the CSRF-binding cookie: long enough to type a password.
 const CSRF_COOKIE_MAX_AGE: u64 = 3600;
+
+/// The login page's error while the username or the address is throttled: the usual one
+/// (nothing about whether the user exists) and when to come back.
+const TOO_MANY_ATTEMPTS: &str =
+    "Invalid username or password. Too many failed attempts: try again later.";
 
 /// `GET /api/v2/auth/authorize`.
 pub async fn authorize_get(
@@ -105,7 +112,15 @@ pub async fn authorize_post(State(state): State<AppState>, request: Request) -> 
     let username = form.get("username").ok().flatten().unwrap_or_default();
     let password = form.get("password").ok().flatten().unwrap_or_default();
     let binding = binding.unwrap_or_default();
-    match state.server.sign_in(username, password).await {
+    let attempt = LoginAttempt {
+        username,
+        password,
+        client_id: &request.client.id,
+        ip: client_ip::of(&parts, &state.server.policy().trusted_proxies),
+    };
+    // The outcome is written as an audit event by the core (login_succeeded, login_failed,
+    // login_locked).
+    match state.server.sign_in(&attempt).await {
         Ok(new) => {
             let location = match consent::next_step(&state, &request, &new.session).await {
                 Ok(Next::Code(l)) => l,
@@ -122,11 +137,9 @@ pub async fn authorize_post(State(state): State<AppState>, request: Request) -> 
                 &new.id,
                 max_age,
             );
-            tracing::info!(client_id = %request.client.id, "user signed in");
             response
         }
         Err(SignInError::InvalidCredentials) => {
-            tracing::info!(client_id = %request.client.id, "sign-in failed");
             // One message for unknown user, wrong password and disabled account.
             show_login(
                 &request,
@@ -136,6 +149,23 @@ pub async fn authorize_post(State(state): State<AppState>, request: Request) -> 
                 username,
                 Some("Invalid username or password."),
             )
+        }
+        Err(SignInError::TooManyAttempts { retry_after }) => {
+            // The same message, whether the account exists and whatever the password (it
+            // was not even checked), plus when to come back (RFC 6585 §4).
+            let mut response = show_login(
+                &request,
+                &params,
+                binding,
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                Some(TOO_MANY_ATTEMPTS),
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            response
         }
         Err(SignInError::Server(e)) => server_error_page(&e),
         Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed."),

@@ -71,6 +71,13 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        // RFC 6585 §4: a 429 may say how long to wait; whole seconds, at least one.
+        if let OAuthError::SlowDown { retry_after } = self.error {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+        }
         // RFC 6749 §5.2: a 401 after HTTP Basic MUST carry a WWW-Authenticate challenge.
         if let OAuthError::InvalidClient { basic: true } = self.error {
             headers.insert(

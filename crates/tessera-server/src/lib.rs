@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod authorize;
+pub mod client_ip;
 pub mod consent;
 pub mod cookies;
 pub mod demo;
@@ -211,12 +212,17 @@ async fn stylesheet() -> Response {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Each request carries its peer address (`ConnectInfo<SocketAddr>`), the client address of
+/// the login throttle and the audit trail ([`client_ip`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

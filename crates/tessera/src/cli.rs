@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tessera_cache::RedisOptions;
+use tessera_core::client_ip::IpNetwork;
+use tessera_core::rate_limit::RateLimit;
 
 /// Tessera: an OAuth 2.0 authorization server issuing RS256 JWT access tokens.
 #[derive(Debug, Parser)]
@@ -424,6 +426,35 @@ pub struct ServeArgs {
         value_parser = scope_description
     )]
     pub scope_descriptions: Vec<String>,
+    /// Failed sign-ins that lock a username (known or not) for --login-lockout; the first half are free, each further one doubles the wait before the next attempt is checked (1 to 100).
+    #[arg(long, env = "TESSERA_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+    /// Failed sign-ins that lock a client address (IPv4, or an IPv6 /64), whatever the usernames; higher, as people share addresses (1 to 10000).
+    #[arg(long, env = "TESSERA_LOGIN_IP_MAX_FAILURES", default_value_t = 20)]
+    pub login_ip_max_failures: u32,
+    /// How long a sign-in lockout lasts; failures are forgotten after this long without one (1m to 24h).
+    #[arg(long, env = "TESSERA_LOGIN_LOCKOUT", default_value = "15m", value_parser = duration)]
+    pub login_lockout: Duration,
+    /// First wait after the free failed sign-ins, doubling with each further one, at most the lockout (0s to 1m; 0s: lockout only).
+    #[arg(long, env = "TESSERA_LOGIN_BACKOFF", default_value = "1s", value_parser = duration)]
+    pub login_backoff: Duration,
+    /// Token requests per client and node: off, or N/s, N/m, N/h (bursts of N, refilled at N per period); over it, 429 slow_down with Retry-After.
+    #[arg(
+        long,
+        env = "TESSERA_TOKEN_RATE_LIMIT",
+        default_value = "off",
+        value_parser = RateLimit::parse
+    )]
+    pub token_rate_limit: RateLimit,
+    /// Reverse proxies whose X-Forwarded-For names the client address (addresses or CIDR networks, comma-separated); by default none: the socket peer is the client.
+    #[arg(
+        long,
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR",
+        value_parser = IpNetwork::parse
+    )]
+    pub trusted_proxies: Vec<IpNetwork>,
     /// Longest life of a cached introspection result (never past the token's own expiry; at most 1h).
     #[arg(long, env = "TESSERA_VALIDATION_CACHE_TTL", default_value = "300s", value_parser = duration)]
     pub validation_cache_ttl: Duration,

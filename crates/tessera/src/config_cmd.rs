@@ -116,6 +116,13 @@ pub fn check_serve(args: &ServeArgs, r: &Resolved) -> Findings {
         "",
     );
     bound("jwks_max_age", args.keys.jwks_max_age, range(0, DAY), "");
+    bound("login_lockout", args.login_lockout, range(MINUTE, DAY), "");
+    bound(
+        "login_backoff",
+        args.login_backoff,
+        range(0, MINUTE),
+        " (0s: no waits, only the lockout)",
+    );
     bound(
         "key_refresh_interval",
         args.key_refresh_interval,
@@ -128,6 +135,22 @@ pub fn check_serve(args: &ServeArgs, r: &Resolved) -> Findings {
         found.errors.push(format!(
             "{}: must be 10ms to 1s (a revoked token must be refused everywhere within a second)",
             r.describe("revocation_poll_interval")
+        ));
+    }
+    let mut count = |key: &str, value: u32, max: u32| {
+        if !(1..=max).contains(&value) {
+            found
+                .errors
+                .push(format!("{}: must be 1 to {max}", r.describe(key)));
+        }
+    };
+    count("login_max_failures", args.login_max_failures, 100);
+    count("login_ip_max_failures", args.login_ip_max_failures, 10_000);
+    if args.login_ip_max_failures < args.login_max_failures {
+        found.warnings.push(format!(
+            "{}: below login_max_failures ({}), so a shared address locks before any account does",
+            r.describe("login_ip_max_failures"),
+            args.login_max_failures
         ));
     }
     if !refresh_covers_access(args.keys.access_token_ttl, args.refresh_token_ttl) {

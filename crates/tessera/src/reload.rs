@@ -23,7 +23,7 @@ use crate::serve::LogHandle;
 use crate::settings::{self, Setting};
 
 /// Settings applied to a running server; every other change needs a restart.
-pub const LIVE: [&str; 11] = [
+pub const LIVE: [&str; 17] = [
     "access_token_ttl",
     "refresh_token_ttl",
     "refresh_token_max_lifetime",
@@ -32,6 +32,12 @@ pub const LIVE: [&str; 11] = [
     "session_ttl",
     "validation_cache_ttl",
     "scope_descriptions",
+    "login_max_failures",
+    "login_ip_max_failures",
+    "login_lockout",
+    "login_backoff",
+    "token_rate_limit",
+    "trusted_proxies",
     "log_level",
     // The profile only presets the settings above.
     "profile",
@@ -137,6 +143,7 @@ impl Reloader {
                     applied = %outcome.applied.join(", "),
                     "configuration reloaded"
                 );
+                tessera_core::audit::config_reloaded(cause, true, &outcome.applied.join(", "));
             }
             Err(error) => {
                 metrics::counter!("tessera_config_reloads_total", "result" => "rejected")
@@ -147,6 +154,7 @@ impl Reloader {
                     %error,
                     "configuration rejected; the running configuration stays in force"
                 );
+                tessera_core::audit::config_reloaded(cause, false, &error);
             }
         }
     }

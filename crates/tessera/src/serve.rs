@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tessera_cache::{LocalCache, RedisBus, RedisCache, RedisLink, RevocationFollower, TieredCache};
 use tessera_core::AuthorizationServer;
+use tessera_core::audit;
 use tessera_core::consent::ScopeDescriptions;
+use tessera_core::login_throttle::ThrottleSettings;
 use tessera_core::policy::Policy;
 use tessera_core::time::SystemClock;
 use tessera_server::{AppState, HealthCheck};
@@ -117,6 +119,14 @@ pub fn policy(args: &ServeArgs, issuer: String) -> Policy {
     // Every entry passed the flag's parser, which applies the same rules.
     policy.scope_descriptions =
         ScopeDescriptions::parse(&args.scope_descriptions).unwrap_or_default();
+    policy.login_throttle = ThrottleSettings {
+        max_failures: args.login_max_failures,
+        ip_max_failures: args.login_ip_max_failures,
+        lockout: args.login_lockout,
+        backoff: args.login_backoff,
+    };
+    policy.token_rate_limit = args.token_rate_limit;
+    policy.trusted_proxies = args.trusted_proxies.clone();
     policy
 }
 
@@ -280,9 +290,11 @@ pub async fn run(args: ServeArgs, startup: Startup) -> Result<()> {
 fn log_tick(tick: &Tick) {
     for kid in &tick.generated {
         tracing::info!(%kid, "generated a signing key (published before it signs)");
+        audit::key_rotated(kid);
     }
     for kid in &tick.deleted {
         tracing::info!(%kid, "removed a signing key no token needs any more");
+        audit::key_removed(kid);
     }
 }
 
