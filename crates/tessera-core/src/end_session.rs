@@ -64,8 +64,12 @@ impl AuthorizationServer {
         if !client.has_post_logout_redirect_uri(uri) {
             return refused("post_logout_redirect_uri is not registered for this client");
         }
-        let pairs: Vec<(&str, &str)> = state.map(|s| ("state", s)).into_iter().collect();
-        match authorize::redirect_with(uri, &pairs) {
+        // The registered URI exactly as registered, plus `state` when one was sent.
+        let location = match state {
+            Some(state) => authorize::redirect_with(uri, &[("state", state)]),
+            None => Some(uri.to_owned()),
+        };
+        match location {
             Some(location) => Ok(LogoutDestination::Redirect(location)),
             None => refused("post_logout_redirect_uri is not a valid URI"),
         }

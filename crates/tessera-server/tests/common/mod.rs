@@ -53,6 +53,8 @@ pub const SECRET: &str = "tss_test-secret-that-is-long-enough-0123456789";
 pub const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 pub const AUDIENCE: &str = "https://api.example.test";
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The post-logout redirect URI registered for `spa` and `partner`.
+pub const POST_LOGOUT: &str = "http://127.0.0.1:8765/signed-out";
 
 /// A change to the default policy.
 pub type PolicyChange = Box<dyn FnOnce(&mut Policy)>;
@@ -123,7 +125,9 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with a confidential client `svc` (client_credentials), a confidential
     /// web client `web` and a public client `spa` (both authorization_code and
-    /// refresh_token), and user `alice`.
+    /// refresh_token), all first-party; a third-party public client `partner` (its users
+    /// are asked for consent); and user `alice`. `spa` and `partner` have the post-logout
+    /// redirect URI [`POST_LOGOUT`].
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
@@ -233,8 +237,17 @@ impl TestServer {
         let code_and_refresh = [GrantType::AuthorizationCode, GrantType::RefreshToken];
         s.add_client("web", Some(SECRET), &code_and_refresh, &[REDIRECT])
             .await;
-        s.add_client("spa", None, &code_and_refresh, &[REDIRECT])
-            .await;
+        s.add_client_with(Client {
+            post_logout_redirect_uris: vec![POST_LOGOUT.into()],
+            ..s.client_template("spa", None, &code_and_refresh, &[REDIRECT])
+        })
+        .await;
+        s.add_client_with(Client {
+            first_party: false,
+            post_logout_redirect_uris: vec![POST_LOGOUT.into()],
+            ..s.client_template("partner", None, &code_and_refresh, &[REDIRECT])
+        })
+        .await;
         s.add_user("alice", PASSWORD, &["admin", "billing"]).await;
         s
     }
@@ -243,6 +256,8 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// Registers a first-party client (no consent page) with scopes `read write` and two
+    /// audiences.
     pub async fn add_client(
         &self,
         id: &str,
@@ -250,7 +265,25 @@ impl TestServer {
         grants: &[GrantType],
         redirects: &[&str],
     ) {
-        let client = Client {
+        self.add_client_with(self.client_template(id, secret, grants, redirects))
+            .await;
+    }
+
+    /// Registers `client` as it is.
+    pub async fn add_client_with(&self, client: Client) {
+        ClientStore::create(&self.store, &client).await.unwrap();
+    }
+
+    /// The client [`add_client`](Self::add_client) registers, to adjust before
+    /// [`add_client_with`](Self::add_client_with).
+    pub fn client_template(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+        grants: &[GrantType],
+        redirects: &[&str],
+    ) -> Client {
+        Client {
             id: id.into(),
             name: format!("{id} app"),
             secret_hash: secret.map(SecretHash::of),
@@ -260,9 +293,10 @@ impl TestServer {
             audiences: vec![AUDIENCE.into(), "https://other.example.test".into()],
             access_token_ttl: None,
             refresh_token_ttl: None,
+            first_party: true,
+            post_logout_redirect_uris: Vec::new(),
             created_at: self.clock.now(),
-        };
-        ClientStore::create(&self.store, &client).await.unwrap();
+        }
     }
 
     pub async fn add_user(&self, username: &str, password: &str, roles: &[&str]) {
@@ -423,4 +457,192 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A response as a browser sees it.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub html: String,
+}
+
+impl Page {
+    /// The `Location` header, if any.
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether this is the login form.
+    pub fn is_login(&self) -> bool {
+        self.status == 200 && self.html.contains("action=\"/api/v2/auth/authorize\"")
+    }
+
+    /// Whether this is the consent page.
+    pub fn is_consent(&self) -> bool {
+        self.status == 200 && self.html.contains("action=\"/api/v2/auth/consent\"")
+    }
+
+    /// Every `Set-Cookie` header, whole.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// A browser with a cookie jar that does not follow redirects, for flows of several steps.
+pub struct Browser {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    jar: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn new(server: &TestServer) -> Self {
+        Self {
+            http: http(),
+            base: reqwest::Url::parse(&server.base).unwrap(),
+            jar: Default::default(),
+        }
+    }
+
+    /// The Cookie header the browser sends.
+    pub fn cookie_header(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The value of cookie `name`, if the browser holds it.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.jar.get(name).map(String::as_str)
+    }
+
+    /// Forgets every cookie (a new browser profile).
+    pub fn clear_cookies(&mut self) {
+        self.jar.clear();
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = if self.jar.is_empty() {
+            request
+        } else {
+            request.header("cookie", self.cookie_header())
+        };
+        let r = request.send().await.unwrap();
+        for set in r.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let pair = set.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if set.contains("Max-Age=0") || value.is_empty() {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            html: r.text().await.unwrap(),
+        }
+    }
+
+    fn resolve(&self, url: &str) -> reqwest::Url {
+        self.base.join(url).unwrap()
+    }
+
+    /// `GET url` (absolute, or a path on the server).
+    pub async fn get(&mut self, url: &str) -> Page {
+        let request = self.http.get(self.resolve(url));
+        self.send(request).await
+    }
+
+    /// `POST` of a form to `url`.
+    pub async fn post(&mut self, url: &str, form: &[(String, String)]) -> Page {
+        let request = self.http.post(self.resolve(url)).form(form);
+        self.send(request).await
+    }
+
+    /// Follows a redirect to this server (as the browser would); anything else is returned.
+    pub async fn follow_local(&mut self, page: Page) -> Page {
+        match page.location() {
+            Some(l) if page.status == 303 && l.starts_with('/') => {
+                let l = l.to_owned();
+                self.get(&l).await
+            }
+            _ => page,
+        }
+    }
+
+    /// Opens `authorize_url` and, when the login form comes, signs in; returns the page after
+    /// sign-in, following a redirect back to the authorization endpoint (to the consent page).
+    pub async fn authorize(&mut self, authorize_url: &str, username: &str, password: &str) -> Page {
+        let page = self.get(authorize_url).await;
+        if !page.is_login() {
+            return page;
+        }
+        let mut form = hidden_inputs(&page.html);
+        form.push(("username".into(), username.into()));
+        form.push(("password".into(), password.into()));
+        let posted = self.post("/api/v2/auth/authorize", &form).await;
+        self.follow_local(posted).await
+    }
+
+    /// Answers the consent page with `decision` (`approve` or `deny`).
+    pub async fn decide(&mut self, consent: &Page, decision: &str) -> Page {
+        assert!(
+            consent.is_consent(),
+            "consent page expected: {}",
+            consent.html
+        );
+        let mut form = hidden_inputs(&consent.html);
+        form.push(("decision".into(), decision.into()));
+        self.post("/api/v2/auth/consent", &form).await
+    }
+}
+
+/// Plays the browser through login and the consent page, approving: returns the `Location`
+/// the server redirected to (the client's redirect URI with the code).
+pub async fn browser_login_with_consent(
+    server: &TestServer,
+    authorize_url: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    let mut browser = Browser::new(server);
+    let page = browser.authorize(authorize_url, username, password).await;
+    let done = browser.decide(&page, "approve").await;
+    assert_eq!(done.status, 303, "redirect after consent expected");
+    done.location().unwrap().to_owned()
+}
+
+/// A PKCE S256 challenge for [`VERIFIER`].
+pub fn challenge() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
+}
+
+/// An authorization URL for `client_id` with `state=xyz`, the PKCE challenge of
+/// [`VERIFIER`] and `scope` (omitted when empty).
+pub fn authorize_url_for(server: &TestServer, client_id: &str, scope: &str) -> String {
+    let mut url = reqwest::Url::parse(&server.url("/api/v2/auth/authorize")).unwrap();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("state", "xyz")
+            .append_pair("code_challenge", &challenge())
+            .append_pair("code_challenge_method", "S256");
+        if !scope.is_empty() {
+            q.append_pair("scope", scope);
+        }
+    }
+    url.into()
 }
