@@ -33,7 +33,7 @@ for engine in "${engines[@]}"; do
         sqlite) start_server "" ;;
         postgres) start_server "$PG_URL" ;;
     esac
-    "${DB_ENV[@]}" "$BIN" client --data-dir "$TMP" create --id bench-spa --public \
+    "${DB_ENV[@]}" "$BIN" client --data-dir "$TMP" create --id bench-spa --public --first-party \
         --grant-type authorization_code --grant-type refresh_token \
         --redirect-uri http://127.0.0.1:8765/callback --scope read >/dev/null
     PASSWORD="bench-password-$RANDOM$RANDOM"

@@ -1089,3 +1089,297 @@ fn client_token_lifetimes_are_validated_updated_shown_and_exported() {
     );
     assert_eq!(lifetimes(&imported), (Value::Null, Value::Null));
 }
+
+#[tokio::test]
+async fn consent_and_sign_out_settings_are_registered_shown_exported_and_revoked() {
+    use tessera_core::consent::{Consent, ConsentStore};
+    use tessera_core::scope::ScopeSet;
+    use tessera_core::time::UnixTime;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let partner = ok_json(
+        d,
+        &[
+            "client",
+            "create",
+            "--id",
+            "partner",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+            "--post-logout-redirect-uri",
+            "https://partner.example/bye",
+            "--post-logout-redirect-uri",
+            "http://127.0.0.1:9/bye",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(partner["first_party"], false, "third-party unless told");
+    assert_eq!(
+        partner["post_logout_redirect_uris"],
+        serde_json::json!(["https://partner.example/bye", "http://127.0.0.1:9/bye"])
+    );
+    let own = ok_json(
+        d,
+        &[
+            "client",
+            "create",
+            "--id",
+            "own",
+            "--public",
+            "--first-party",
+            "--redirect-uri",
+            "http://127.0.0.1:9/cb",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(own["first_party"], true);
+    assert_eq!(own["post_logout_redirect_uris"], serde_json::json!([]));
+    for bad in [
+        "http://partner.example/bye",
+        "https://partner.example/bye#x",
+        "/bye",
+    ] {
+        fails_with(
+            d,
+            &[
+                "client",
+                "create",
+                "--id",
+                "bad",
+                "--public",
+                "--redirect-uri",
+                "http://127.0.0.1:9/cb",
+                "--post-logout-redirect-uri",
+                bad,
+            ],
+            None,
+            "--post-logout-redirect-uri",
+        );
+    }
+
+    let shown = String::from_utf8(tessera(d, &["client", "show", "partner"], None).stdout).unwrap();
+    assert!(shown.contains("party          third-party"), "{shown}");
+    assert!(
+        shown.contains("post_logout    https://partner.example/bye http://127.0.0.1:9/bye"),
+        "{shown}"
+    );
+    let listed = String::from_utf8(tessera(d, &["client", "list"], None).stdout).unwrap();
+    assert!(
+        listed.contains("PARTY")
+            && listed.contains("first-party")
+            && listed.contains("third-party"),
+        "{listed}"
+    );
+
+    // Update flips it either way and keeps the rest.
+    let first_party = |id: &str| {
+        ok_json(d, &["client", "show", id, "--format", "json"], None)["first_party"].clone()
+    };
+    for value in ["true", "false"] {
+        let updated = ok_json(
+            d,
+            &[
+                "client",
+                "update",
+                "partner",
+                "--first-party",
+                value,
+                "--format",
+                "json",
+            ],
+            None,
+        );
+        assert_eq!(updated["first_party"].to_string(), value);
+        assert_eq!(first_party("partner").to_string(), value);
+        assert_eq!(
+            updated["post_logout_redirect_uris"],
+            partner["post_logout_redirect_uris"]
+        );
+    }
+    fails_with(
+        d,
+        &["client", "update", "nope", "--first-party", "true"],
+        None,
+        "no client with id `nope`",
+    );
+
+    // Export and import carry both; an export from before them imports as first-party
+    // without post-logout URIs (as the migration treats clients registered before).
+    let exported = tessera(d, &["export"], None);
+    assert!(exported.status.success());
+    let document = String::from_utf8(exported.stdout).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    assert!(
+        tessera(target.path(), &["import"], Some(&document))
+            .status
+            .success()
+    );
+    assert_eq!(
+        ok_json(
+            target.path(),
+            &["client", "show", "partner", "--format", "json"],
+            None
+        ),
+        ok_json(d, &["client", "show", "partner", "--format", "json"], None)
+    );
+    let mut old: Value = serde_json::from_str(&document).unwrap();
+    for client in old["clients"].as_array_mut().unwrap() {
+        let fields = client.as_object_mut().unwrap();
+        fields.remove("first_party").unwrap();
+        fields.remove("post_logout_redirect_uris").unwrap();
+    }
+    let target = tempfile::tempdir().unwrap();
+    let imported = tessera(target.path(), &["import"], Some(&old.to_string()));
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let imported = ok_json(
+        target.path(),
+        &["client", "show", "partner", "--format", "json"],
+        None,
+    );
+    assert_eq!(imported["first_party"], true);
+    assert_eq!(imported["post_logout_redirect_uris"], serde_json::json!([]));
+
+    // revoke-consent forgets one client's consent, or every one.
+    let alice = ok_json(d, &["user", "create", "alice", "--format", "json"], None);
+    let alice_id = alice["id"].as_str().unwrap().to_owned();
+    let url = format!("sqlite://{}/tessera.db", d.display());
+    let store = tessera_store::SqliteStore::open(&url).await.unwrap();
+    for client in ["partner", "own"] {
+        let consent = Consent {
+            user_id: alice_id.clone(),
+            client_id: client.into(),
+            scopes: ScopeSet::from_tokens(["read"]),
+            granted_at: UnixTime(1),
+        };
+        store.save_consent(&consent).await.unwrap();
+    }
+    let out = tessera(
+        d,
+        &["user", "revoke-consent", "alice", "--client", "partner"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("revoked 1 consent of alice for client partner"),
+        "{printed}"
+    );
+    assert!(
+        store
+            .find_consent(&alice_id, "partner")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_consent(&alice_id, "own")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let out = tessera(d, &["user", "revoke-consent", "alice"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("revoked 1 consent of alice for every client"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        store
+            .find_consent(&alice_id, "own")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await;
+    fails_with(
+        d,
+        &["user", "revoke-consent", "nobody"],
+        None,
+        "no user named `nobody`",
+    );
+    fails_with(
+        d,
+        &["user", "revoke-consent", "alice", "--client", "ghost"],
+        None,
+        "no client with id `ghost`",
+    );
+}
+
+#[test]
+fn scope_descriptions_are_checked_and_come_from_flags_environment_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A malformed description stops the server before it binds, naming the setting.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "config",
+            "check",
+            "--",
+            "--scope-description",
+            "no equals sign",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SCOPE=DESCRIPTION"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The variable separates entries with `;`.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["config", "show", "--format", "json"])
+        .env(
+            "TESSERA_SCOPE_DESCRIPTIONS",
+            "orders:read=Read your orders;profile=See your profile",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("orders:read=Read your orders,profile=See your profile"),
+        "{shown}"
+    );
+    // A file array.
+    let file = d.join("tessera.toml");
+    std::fs::write(
+        &file,
+        "[serve]\nscope_descriptions = [\"orders:read=Read your orders\", \"write=Change things\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["config", "show", "--format", "json", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("orders:read=Read your orders,write=Change things")
+    );
+}

@@ -284,6 +284,7 @@ async fn two_nodes_on_one_postgres_and_redis_behave_as_one_server() {
             "--id",
             "spa",
             "--public",
+            "--first-party",
             "--grant-type",
             "authorization_code",
             "--grant-type",

@@ -106,7 +106,7 @@ json_field() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]
 CC_SECRET="$("$BIN" client --data-dir "$DATA" create --id py-service \
     --grant-type client_credentials --scope read --scope write \
     --audience "$AUDIENCE" --format json | json_field client_secret)"
-"$BIN" client --data-dir "$DATA" create --id py-spa --public \
+"$BIN" client --data-dir "$DATA" create --id py-spa --public --first-party \
     --grant-type authorization_code --grant-type refresh_token \
     --redirect-uri "$REDIRECT_URI" --scope read --audience "$AUDIENCE" --format json >/dev/null
 USER_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
