@@ -1,6 +1,8 @@
 # Shared by the bench/ scripts (sourced, not run).
 #
-# `build`            builds the release binaries (BIN, GEN).
+# `build [debug]`    builds the release binaries (BIN, GEN, and LIMIT, the RS256 sign/verify
+#                    limit of bench/loadgen/src/bin/tessera-limit.rs); `build debug` the
+#                    debug ones instead.
 # `start_server URL` starts one `tessera serve` on a free loopback port on the database URL
 #                    (empty: the embedded SQLite in a temporary data directory), waits until it
 #                    is ready, and registers the confidential client `bench-svc`
@@ -9,11 +11,20 @@
 # `pg_database`      creates a throwaway PostgreSQL database and sets PG_URL to it (dropped
 #                    on exit); leaves PG_URL empty when PostgreSQL is not reachable. Call it
 #                    directly, not in `$(...)`: the cleanup list lives in this shell.
+# `pg_drop`          drops the database of the last `pg_database` now (the server on it must
+#                    be stopped), instead of on exit.
 
 build() {
-    cargo build --release --locked -q -p tessera -p tessera-loadgen
-    BIN=target/release/tessera
-    GEN=target/release/tessera-loadgen
+    local profile=release
+    if [[ "${1:-}" == debug ]]; then
+        profile=debug
+        cargo build --locked -q -p tessera -p tessera-loadgen
+    else
+        cargo build --release --locked -q -p tessera -p tessera-loadgen
+    fi
+    BIN=target/$profile/tessera
+    GEN=target/$profile/tessera-loadgen
+    LIMIT=target/$profile/tessera-limit
 }
 
 PID=""
@@ -43,6 +54,12 @@ pg_database() {
     psql postgres://postgres@127.0.0.1:5432/postgres -qc "CREATE DATABASE $db" >/dev/null
     PG_DBS+=("$db")
     PG_URL="postgres://postgres@127.0.0.1:5432/$db"
+}
+
+pg_drop() {
+    [[ -n "${PG_URL:-}" ]] || return 0
+    psql postgres://postgres@127.0.0.1:5432/postgres -qc "DROP DATABASE IF EXISTS ${PG_URL##*/} WITH (FORCE)" >/dev/null 2>&1 || true
+    PG_URL=""
 }
 
 start_server() {

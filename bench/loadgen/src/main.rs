@@ -1,21 +1,40 @@
-//! A closed-loop load generator for the token endpoint.
+//! A closed-loop load generator for Tessera (and, through the path options, for other
+//! OAuth 2.0 servers such as the node-oidc-provider peer in bench/peers/).
 //!
-//! `client-credentials`: each worker repeatedly asks for a client-credentials token.
-//! `refresh`: each worker signs a user in once (login form + code exchange, not timed), then
-//! rotates its own refresh token chain as fast as the server answers, always presenting the
-//! token it received last, as a well-behaved client would.
-//! `introspect`: each worker introspects tokens read from `--tokens` (a file, one per line):
-//! with `--distinct`, every request takes the next unused token (all misses of the cache);
-//! without, each worker keeps asking about one token (all hits after the first).
+//! `client-credentials`: each worker repeatedly asks for a client-credentials token
+//! (`--token-path`, optional `--resource` and `--scope`).
+//! `code-exchange`: the user signs in once through the login form (not timed; one session
+//! shared by all workers); then each iteration is `GET /authorize` with that session (a redirect
+//! to the redirect URI with a fresh code) followed by the code exchange at the token endpoint
+//! (PKCE S256, a fresh verifier each time). One iteration counts once; `p50_ms`/`p99_ms` are
+//! the exchange's, `authorize_p50_ms`/`authorize_p99_ms` the authorize request's.
+//! `refresh`: the user signs in once (not timed); each worker then gets its own code through
+//! that session and redeems it (not timed), and rotates its own refresh token chain as fast
+//! as the server answers, always presenting the token it received last, as a well-behaved
+//! client would.
+//! `introspect`: each worker introspects tokens read from `--tokens` (a file, one per line) at
+//! `--introspect-path`: with `--distinct`, every request takes the next unused token (all
+//! misses of the cache); without, each worker keeps asking about one token (all hits after
+//! the first). A response that is not `{"active": true}` is an error.
 //! `verify`: `GET /verify` with `Authorization: Bearer <token>` against a forward-auth
 //! service (`tessera guard`, `--base` is the guard), tokens from `--tokens` picked as in
 //! `introspect` (`--distinct`: each once, all misses of its cache); only 200 counts as success.
 //! `healthz`: `GET /healthz`, the trivial endpoint to compare against (of the server or of a
 //! guard, whichever `--base` names).
+//! `get`: `GET --path` (e.g. `/.well-known/jwks.json`).
 //! `mint`: not a measurement; writes `--count` client-credentials tokens to `--out`.
+//!
+//! All workers finish their setup before any starts the timed phase. Any response other than
+//! the expected one (a 2xx, or a redirect with a code for authorize) counts as an error, by
+//! kind in `error_kinds`; transport failures too. `--distinct` runs fail when the tokens run
+//! out, unless `--stop-when-exhausted`, which ends the timed phase there instead
+//! (`"exhausted": true`). Throughput is divided by the measured length of the timed phase.
 //!
 //! Prints one JSON line with the throughput and latency percentiles of the timed phase.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -25,13 +44,15 @@ use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
     ClientCredentials,
+    CodeExchange,
     Refresh,
     Introspect,
     Verify,
     Healthz,
+    Get,
     Mint,
 }
 
@@ -53,16 +74,16 @@ struct Args {
     /// Client id.
     #[arg(long)]
     client_id: String,
-    /// Client secret (client-credentials mode).
+    /// Client secret (client-credentials, introspect and mint modes).
     #[arg(long)]
     client_secret: Option<String>,
-    /// Redirect URI registered for the public client (refresh mode).
+    /// Redirect URI registered for the public client (code-exchange and refresh modes).
     #[arg(long, default_value = "http://127.0.0.1:8765/callback")]
     redirect_uri: String,
-    /// User to sign in (refresh mode).
+    /// User to sign in (code-exchange and refresh modes).
     #[arg(long, default_value = "bench")]
     username: String,
-    /// Password (refresh mode).
+    /// Password (code-exchange and refresh modes).
     #[arg(long)]
     password: Option<String>,
     /// File of tokens, one per line (introspect and verify modes).
@@ -71,44 +92,118 @@ struct Args {
     /// Use every token once (introspect and verify modes).
     #[arg(long)]
     distinct: bool,
+    /// With --distinct: end the timed phase when the tokens run out instead of failing.
+    #[arg(long)]
+    stop_when_exhausted: bool,
     /// How many tokens to mint (mint mode).
     #[arg(long, default_value_t = 10_000)]
     count: usize,
     /// Where to write minted tokens (mint mode).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Path of the token endpoint.
+    #[arg(long, default_value = "/api/v2/auth/token")]
+    token_path: String,
+    /// Path of the authorization endpoint.
+    #[arg(long, default_value = "/api/v2/auth/authorize")]
+    authorize_path: String,
+    /// Path of the introspection endpoint.
+    #[arg(long, default_value = "/api/v2/auth/introspect")]
+    introspect_path: String,
+    /// Path to GET (get mode).
+    #[arg(long)]
+    path: Option<String>,
+    /// RFC 8707 `resource` sent with client-credentials requests (client-credentials, mint).
+    #[arg(long)]
+    resource: Option<String>,
+    /// `scope` sent with client-credentials requests (client-credentials, mint).
+    #[arg(long)]
+    scope: Option<String>,
+}
+
+impl Args {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.trim_end_matches('/'))
+    }
+
+    /// The form of a client-credentials request.
+    fn client_credentials_form(&self) -> Vec<(&'static str, &str)> {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(r) = &self.resource {
+            form.push(("resource", r));
+        }
+        if let Some(s) = &self.scope {
+            form.push(("scope", s));
+        }
+        form
+    }
 }
 
 /// State shared by the workers of one run.
 struct Shared {
     tokens: Vec<String>,
-    next: std::sync::atomic::AtomicUsize,
-    /// Whether a refusal was already reported on stderr (verify mode reports the first).
-    reported: std::sync::atomic::AtomicBool,
+    next: AtomicUsize,
+    /// Whether a refusal was already reported on stderr (the first one is).
+    reported: AtomicBool,
+    /// Whether `--distinct` tokens ran out (with `--stop-when-exhausted`).
+    exhausted: AtomicBool,
+    /// The `Cookie` header of the signed-in session (code-exchange and refresh modes).
+    session: Option<String>,
+    /// Released when every worker has finished its setup.
+    start: tokio::sync::Barrier,
 }
 
 impl Shared {
     /// The token for the next request of worker `index`: the next unused one with
-    /// `--distinct`, else the worker's own.
-    fn token(&self, distinct: bool, index: usize) -> Result<&str> {
-        let i = if distinct {
-            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    /// `--distinct`, else the worker's own. `None`: the distinct tokens ran out and the
+    /// run stops there.
+    fn token(&self, args: &Args, index: usize) -> Result<Option<&str>> {
+        let i = if args.distinct {
+            self.next.fetch_add(1, Ordering::Relaxed)
         } else {
             index
         };
         let Some(token) = self.tokens.get(i % self.tokens.len().max(1)) else {
             bail!("no tokens");
         };
-        if distinct && i >= self.tokens.len() {
+        if args.distinct && i >= self.tokens.len() {
+            if args.stop_when_exhausted {
+                self.exhausted.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
             bail!("ran out of distinct tokens after {i}; mint more");
         }
-        Ok(token)
+        Ok(Some(token))
+    }
+
+    /// Reports the first refusal of the run on stderr.
+    fn report(&self, what: &str) {
+        if !self.reported.swap(true, Ordering::Relaxed) {
+            eprintln!("loadgen: first error: {what}");
+        }
+    }
+}
+
+/// What one worker measured.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    /// Latencies of the authorize step (code-exchange mode).
+    authorize: Vec<Duration>,
+    errors: BTreeMap<String, u64>,
+    started: Option<Instant>,
+    ended: Option<Instant>,
+}
+
+impl Tally {
+    fn error(&mut self, kind: String) {
+        *self.errors.entry(kind).or_default() += 1;
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args = std::sync::Arc::new(Args::parse());
+    let args = Arc::new(Args::parse());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(args.concurrency)
@@ -125,10 +220,17 @@ async fn main() -> Result<()> {
         (Mode::Introspect | Mode::Verify, None) => bail!("--tokens is required"),
         _ => Vec::new(),
     };
-    let shared = std::sync::Arc::new(Shared {
+    let session = match args.mode {
+        Mode::CodeExchange | Mode::Refresh => Some(sign_in(&args, &http).await?),
+        _ => None,
+    };
+    let shared = Arc::new(Shared {
         tokens,
-        next: std::sync::atomic::AtomicUsize::new(0),
-        reported: std::sync::atomic::AtomicBool::new(false),
+        next: AtomicUsize::new(0),
+        reported: AtomicBool::new(false),
+        exhausted: AtomicBool::new(false),
+        session,
+        start: tokio::sync::Barrier::new(args.concurrency),
     });
     let mut workers = Vec::new();
     for index in 0..args.concurrency {
@@ -137,96 +239,179 @@ async fn main() -> Result<()> {
             worker(&args, &http, &shared, index).await
         }));
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0u64;
+    let mut all = Tally::default();
     for w in workers {
-        let (l, e) = w.await??;
-        latencies.extend(l);
-        errors += e;
+        let t = w.await??;
+        all.latencies.extend(t.latencies);
+        all.authorize.extend(t.authorize);
+        for (kind, n) in t.errors {
+            *all.errors.entry(kind).or_default() += n;
+        }
+        all.started = match (all.started, t.started) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        all.ended = match (all.ended, t.ended) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d: &Duration| d.as_secs_f64() * 1000.0)
-    };
-    let secs = args.duration.as_secs_f64();
-    println!(
-        "{}",
-        json!({
-            "mode": format!("{:?}", args.mode),
-            "concurrency": args.concurrency,
-            "seconds": secs,
-            "ok": latencies.len(),
-            "errors": errors,
-            "per_second": (latencies.len() as f64 / secs).round(),
-            "p50_ms": (pct(0.50) * 100.0).round() / 100.0,
-            "p99_ms": (pct(0.99) * 100.0).round() / 100.0,
-        })
-    );
+    let secs = match (all.started, all.ended) {
+        (Some(s), Some(e)) => e.duration_since(s).as_secs_f64(),
+        _ => args.duration.as_secs_f64(),
+    }
+    .max(1e-9);
+    let errors: u64 = all.errors.values().sum();
+    let mut out = json!({
+        "mode": format!("{:?}", args.mode),
+        "concurrency": args.concurrency,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "ok": all.latencies.len(),
+        "errors": errors,
+        "error_kinds": all.errors,
+        "per_second": (all.latencies.len() as f64 / secs).round(),
+        "p50_ms": percentile(&mut all.latencies, 0.50),
+        "p99_ms": percentile(&mut all.latencies, 0.99),
+    });
+    if args.mode == Mode::CodeExchange {
+        out["authorize_p50_ms"] = percentile(&mut all.authorize, 0.50).into();
+        out["authorize_p99_ms"] = percentile(&mut all.authorize, 0.99).into();
+    }
+    if args.distinct {
+        out["exhausted"] = shared.exhausted.load(Ordering::Relaxed).into();
+    }
+    println!("{out}");
     Ok(())
 }
 
-/// Runs one worker: setup, then requests until the duration is over.
+/// The `p` quantile of `latencies` in milliseconds, rounded to 0.01.
+fn percentile(latencies: &mut [Duration], p: f64) -> f64 {
+    latencies.sort_unstable();
+    let ms = latencies
+        .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+        .map_or(0.0, |d: &Duration| d.as_secs_f64() * 1000.0);
+    (ms * 100.0).round() / 100.0
+}
+
+/// Runs one worker: setup, then (once every worker is set up) requests until the duration
+/// is over.
 async fn worker(
     args: &Args,
     http: &reqwest::Client,
     shared: &Shared,
     index: usize,
-) -> Result<(Vec<Duration>, u64)> {
-    let token_url = format!("{}/api/v2/auth/token", args.base);
-    let introspect_url = format!("{}/api/v2/auth/introspect", args.base);
-    let healthz_url = format!("{}/healthz", args.base);
-    let verify_url = format!("{}/verify", args.base);
+) -> Result<Tally> {
+    let token_url = args.url(&args.token_path);
+    let introspect_url = args.url(&args.introspect_path);
+    let healthz_url = args.url("/healthz");
+    let verify_url = args.url("/verify");
+    let get_url = args.url(args.path.as_deref().unwrap_or("/"));
+    if args.mode == Mode::Get && args.path.is_none() {
+        bail!("--path is required");
+    }
     let mut refresh = match args.mode {
-        Mode::Refresh => Some(sign_in(args, http).await?),
+        Mode::Refresh => {
+            let cookie = shared.session.as_deref().context("no session")?;
+            let (code, verifier) = match authorize(args, http, cookie).await? {
+                Ok(pair) => pair,
+                Err(refusal) => bail!("authorize failed: {refusal}"),
+            };
+            let response = exchange(args, http, &code, &verifier).await?;
+            let status = response.status();
+            let body: Value = response.json().await?;
+            let token = body["refresh_token"].as_str().with_context(|| {
+                format!("the code exchange returned no refresh token ({status}): {body}")
+            })?;
+            Some(token.to_owned())
+        }
         _ => None,
     };
-    let mut latencies = Vec::new();
-    let mut errors = 0;
+    shared.start.wait().await;
+    let mut tally = Tally {
+        started: Some(Instant::now()),
+        ..Tally::default()
+    };
     let deadline = Instant::now() + args.duration;
     while Instant::now() < deadline {
         let started = Instant::now();
-        let request = match (&args.mode, &refresh) {
-            (Mode::ClientCredentials, _) => http
+        let request = match args.mode {
+            Mode::ClientCredentials => http
                 .post(&token_url)
                 .basic_auth(&args.client_id, args.client_secret.as_deref())
-                .form(&[("grant_type", "client_credentials")]),
-            (Mode::Refresh, Some(rt)) => http.post(&token_url).form(&[
-                ("grant_type", "refresh_token"),
-                ("client_id", args.client_id.as_str()),
-                ("refresh_token", rt.as_str()),
-            ]),
-            (Mode::Refresh, None) => bail!("no refresh token"),
-            (Mode::Introspect, _) => {
-                let token = shared.token(args.distinct, index)?;
+                .form(&args.client_credentials_form()),
+            Mode::CodeExchange => {
+                let cookie = shared.session.as_deref().context("no session")?;
+                let (code, verifier) = match authorize(args, http, cookie).await {
+                    Ok(Ok(pair)) => pair,
+                    Ok(Err(refusal)) => {
+                        shared.report(&format!("authorize: {refusal}"));
+                        tally.error(format!(
+                            "authorize {}",
+                            refusal.split(':').next().unwrap_or("")
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        shared.report(&format!("authorize: {e}"));
+                        tally.error("authorize transport".into());
+                        continue;
+                    }
+                };
+                tally.authorize.push(started.elapsed());
+                let exchanged = Instant::now();
+                match exchange(args, http, &code, &verifier).await {
+                    Ok(r) if r.status().is_success() => {
+                        r.bytes().await?;
+                        tally.latencies.push(exchanged.elapsed());
+                    }
+                    Ok(r) => {
+                        let status = r.status();
+                        shared.report(&format!("exchange: {status} {}", r.text().await?));
+                        tally.error(format!("exchange {}", status.as_u16()));
+                    }
+                    Err(e) => {
+                        shared.report(&format!("exchange: {e}"));
+                        tally.error("exchange transport".into());
+                    }
+                }
+                continue;
+            }
+            Mode::Refresh => {
+                let rt = refresh.as_deref().context("no refresh token")?;
+                http.post(&token_url).form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", args.client_id.as_str()),
+                    ("refresh_token", rt),
+                ])
+            }
+            Mode::Introspect => {
+                let Some(token) = shared.token(args, index)? else {
+                    break;
+                };
                 http.post(&introspect_url)
                     .basic_auth(&args.client_id, args.client_secret.as_deref())
                     .form(&[("token", token)])
             }
-            (Mode::Verify, _) => {
-                let token = shared.token(args.distinct, index)?;
+            Mode::Verify => {
+                let Some(token) = shared.token(args, index)? else {
+                    break;
+                };
                 http.get(&verify_url).bearer_auth(token)
             }
-            (Mode::Healthz, _) => http.get(&healthz_url),
-            (Mode::Mint, _) => bail!("mint is not a load"),
+            Mode::Healthz => http.get(&healthz_url),
+            Mode::Get => http.get(&get_url),
+            Mode::Mint => bail!("mint is not a load"),
         };
-        let response = request.send().await;
-        match response {
-            Ok(r) if matches!(args.mode, Mode::Verify) && r.status() != reqwest::StatusCode::OK => {
-                errors += 1;
-                if !shared
-                    .reported
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
-                    let challenge = r
-                        .headers()
-                        .get("www-authenticate")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    eprintln!("verify refused with {}: {challenge}", r.status());
-                }
+        match request.send().await {
+            Ok(r) if args.mode == Mode::Verify && r.status() != reqwest::StatusCode::OK => {
+                let challenge = r
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                shared.report(&format!("verify refused with {}: {challenge}", r.status()));
+                tally.error(r.status().as_u16().to_string());
             }
             Ok(r) if r.status().is_success() => {
                 match args.mode {
@@ -238,48 +423,65 @@ async fn worker(
                     Mode::Introspect => {
                         let body: Value = r.json().await?;
                         if body["active"] != true {
-                            bail!("a token was not active: {body}");
+                            shared.report(&format!("a token was not active: {body}"));
+                            tally.error("inactive".into());
+                            continue;
                         }
                     }
                     _ => {
                         r.bytes().await?;
                     }
                 }
-                latencies.push(started.elapsed());
+                tally.latencies.push(started.elapsed());
             }
             Ok(r) => {
-                errors += 1;
-                if let Mode::Refresh = args.mode {
-                    bail!("refresh failed with {}: {}", r.status(), r.text().await?);
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                if args.mode == Mode::Refresh {
+                    // The chain is broken: this worker cannot go on.
+                    bail!("refresh failed with {status}: {body}");
                 }
+                shared.report(&format!("{status}: {body}"));
+                tally.error(status.as_u16().to_string());
             }
-            Err(_) => errors += 1,
+            Err(e) => {
+                shared.report(&format!("transport: {e}"));
+                tally.error("transport".into());
+            }
         }
     }
-    Ok((latencies, errors))
+    tally.ended = Some(Instant::now());
+    Ok(tally)
 }
 
 /// Writes `--count` fresh client-credentials tokens to `--out`, one per line.
 async fn mint(args: &Args, http: &reqwest::Client) -> Result<()> {
     let out = args.out.as_ref().context("--out is required")?;
-    let token_url = format!("{}/api/v2/auth/token", args.base);
+    let token_url = args.url(&args.token_path);
+    let form: Vec<(String, String)> = args
+        .client_credentials_form()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
     let mut tasks = tokio::task::JoinSet::new();
     let per_worker = args.count.div_ceil(args.concurrency.max(1));
     for _ in 0..args.concurrency.max(1) {
-        let (http, url) = (http.clone(), token_url.clone());
+        let (http, url, form) = (http.clone(), token_url.clone(), form.clone());
         let (id, secret) = (args.client_id.clone(), args.client_secret.clone());
         tasks.spawn(async move {
             let mut tokens = Vec::with_capacity(per_worker);
             for _ in 0..per_worker {
-                let body: Value = http
+                let response = http
                     .post(&url)
                     .basic_auth(&id, secret.as_deref())
-                    .form(&[("grant_type", "client_credentials")])
+                    .form(&form)
                     .send()
-                    .await?
-                    .json()
                     .await?;
-                let token = body["access_token"].as_str().context("no access_token")?;
+                let status = response.status();
+                let body: Value = response.json().await?;
+                let token = body["access_token"]
+                    .as_str()
+                    .with_context(|| format!("no access_token ({status}): {body}"))?;
                 tokens.push(token.to_owned());
             }
             anyhow::Ok(tokens)
@@ -294,20 +496,95 @@ async fn mint(args: &Args, http: &reqwest::Client) -> Result<()> {
     Ok(())
 }
 
-/// Signs the user in through the login form and redeems the code: a refresh token.
-async fn sign_in(args: &Args, http: &reqwest::Client) -> Result<String> {
-    let password = args.password.as_deref().context("--password is required")?;
-    let verifier = URL_SAFE_NO_PAD.encode(Sha256::digest(format!("{:?}", Instant::now())));
+/// A fresh PKCE pair: (verifier, S256 challenge).
+fn pkce() -> (String, String) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let verifier = URL_SAFE_NO_PAD.encode(Sha256::digest(format!(
+        "{n} {:?} {}",
+        Instant::now(),
+        std::process::id()
+    )));
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let mut url = url::Url::parse(&format!("{}/api/v2/auth/authorize", args.base))?;
+    (verifier, challenge)
+}
+
+/// The authorization request's URL for a PKCE challenge.
+fn authorize_url(args: &Args, challenge: &str) -> Result<url::Url> {
+    let mut url = url::Url::parse(&args.url(&args.authorize_path))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &args.client_id)
         .append_pair("redirect_uri", &args.redirect_uri)
-        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256");
+    Ok(url)
+}
+
+/// `GET /authorize` with a signed-in session: the code and its PKCE verifier, or (inner
+/// `Err`) what came back instead of a redirect (302 or 303) with a code, as "status: detail".
+async fn authorize(
+    args: &Args,
+    http: &reqwest::Client,
+    cookie: &str,
+) -> Result<std::result::Result<(String, String), String>> {
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(args, &challenge)?;
+    let response = http
+        .get(url.as_str())
+        .header("cookie", cookie)
+        .send()
+        .await?;
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    response.bytes().await?;
+    let code = location.as_deref().and_then(|l| {
+        url::Url::parse(l)
+            .ok()?
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+    });
+    Ok(match code {
+        Some(code) if status.is_redirection() => Ok((code, verifier)),
+        _ => Err(format!(
+            "{}: no redirect with a code (location {location:?})",
+            status.as_u16()
+        )),
+    })
+}
+
+/// The code exchange at the token endpoint.
+async fn exchange(
+    args: &Args,
+    http: &reqwest::Client,
+    code: &str,
+    verifier: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(args.url(&args.token_path))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", args.client_id.as_str()),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", args.redirect_uri.as_str()),
+        ])
+        .send()
+        .await
+}
+
+/// Signs the user in once through the login form: the `Cookie` header of the session. The
+/// client must be first-party (no consent page).
+async fn sign_in(args: &Args, http: &reqwest::Client) -> Result<String> {
+    let password = args.password.as_deref().context("--password is required")?;
+    let (_, challenge) = pkce();
+    let url = authorize_url(args, &challenge)?;
     let page = http.get(url.as_str()).send().await?;
-    let cookie = page
+    let csrf_cookie = page
         .headers()
         .get("set-cookie")
         .and_then(|v| v.to_str().ok())
@@ -327,36 +604,32 @@ async fn sign_in(args: &Args, http: &reqwest::Client) -> Result<String> {
     form.push(("username".into(), args.username.clone()));
     form.push(("password".into(), password.to_owned()));
     let posted = http
-        .post(format!("{}/api/v2/auth/authorize", args.base))
-        .header("cookie", cookie)
+        .post(args.url(&args.authorize_path))
+        .header("cookie", csrf_cookie)
         .form(&form)
         .send()
         .await?;
-    let location = posted
+    let status = posted.status();
+    let cookies: Vec<String> = posted
         .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("sign-in did not redirect")?;
-    let code = url::Url::parse(location)?
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .context("no code in the redirect")?;
-    let token: Value = http
-        .post(format!("{}/api/v2/auth/token", args.base))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", args.client_id.as_str()),
-            ("code", code.as_str()),
-            ("code_verifier", verifier.as_str()),
-            ("redirect_uri", args.redirect_uri.as_str()),
-        ])
-        .send()
-        .await?
-        .json()
-        .await?;
-    token["refresh_token"]
-        .as_str()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
         .map(str::to_owned)
-        .context("the code exchange returned no refresh token")
+        .collect();
+    if !status.is_redirection() || cookies.is_empty() {
+        bail!(
+            "sign-in failed ({status}, no session cookie): {}",
+            posted
+                .text()
+                .await
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect::<String>()
+        );
+    }
+    Ok(cookies.join("; "))
 }
