@@ -127,8 +127,9 @@ impl TokenRateLimiter {
             return Ok(());
         };
         let size = f64::from(requests);
+        let period_ms = per.as_millis().max(1) as f64;
         // Tokens per millisecond.
-        let rate = size / (per.as_millis().max(1) as f64);
+        let rate = size / period_ms;
         let mut buckets = self
             .buckets
             .lock()
@@ -143,12 +144,15 @@ impl TokenRateLimiter {
         // A lowered limit (a reload) applies at once: the bucket never holds more than it.
         bucket.tokens = level(bucket, size, rate, now_ms);
         bucket.updated_ms = bucket.updated_ms.max(now_ms);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        // The tolerance absorbs floating-point noise of many small refills.
+        if bucket.tokens + 1e-9 >= 1.0 {
+            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
             return Ok(());
         }
-        let wait_ms = ((1.0 - bucket.tokens) / rate).ceil().max(1.0);
-        let secs = (wait_ms / 1000.0).ceil().max(1.0) as u64;
+        // Computed from the period, not the rate, and with a hair of tolerance, so that an
+        // exact wait (20 s for 3/m) is not rounded up by floating-point noise.
+        let wait_ms = ((1.0 - bucket.tokens) * period_ms / size - 1e-6).max(1.0);
+        let secs = (wait_ms / 1000.0 - 1e-9).ceil().max(1.0) as u64;
         Err(RateLimited {
             retry_after: Duration::from_secs(secs),
         })
@@ -217,6 +221,22 @@ mod tests {
             limiter.check("svc", l, 3_600_000).unwrap();
         }
         assert!(limiter.check("svc", l, 3_600_000).is_err());
+    }
+
+    #[test]
+    fn long_periods_give_exact_waits() {
+        let limiter = TokenRateLimiter::default();
+        let l = limit("1/h");
+        limiter.check("svc", l, 0).unwrap();
+        assert_eq!(
+            limiter.check("svc", l, 0).unwrap_err().retry_after,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            limiter.check("svc", l, 1).unwrap_err().retry_after,
+            Duration::from_secs(3600)
+        );
+        limiter.check("svc", l, 3_600_000).unwrap();
     }
 
     #[test]
