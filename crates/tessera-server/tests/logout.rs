@@ -71,11 +71,15 @@ async fn signing_out_without_a_session_still_shows_the_page() {
     assert!(r.text().await.unwrap().contains("You are signed out"));
 }
 
+/// A logout request: its name, its parameters, and where it must redirect (`None`: the
+/// signed-out page).
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+
 #[tokio::test]
 async fn post_logout_redirect_uri_is_followed_only_when_registered_for_the_client() {
     let server = TestServer::start().await;
     #[rustfmt::skip]
-    let cases: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+    let cases: &[Case] = &[
         ("registered, with state", &[("client_id", "spa"), ("post_logout_redirect_uri", POST_LOGOUT), ("state", "s 1&2")], Some("http://127.0.0.1:8765/signed-out?state=s+1%262")),
         ("registered, no state", &[("client_id", "spa"), ("post_logout_redirect_uri", POST_LOGOUT)], Some(POST_LOGOUT)),
         ("registered for the third-party client too", &[("client_id", "partner"), ("post_logout_redirect_uri", POST_LOGOUT)], Some(POST_LOGOUT)),

@@ -104,7 +104,14 @@ impl Setup {
         let service_secret = word_after(&demo.line_with("confidential client"), "secret");
         let password = word_after(&demo.line_with("password"), "password");
         let created = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["client", "create", "--id", CLIENT, "--public", "--first-party"])
+            .args([
+                "client",
+                "create",
+                "--id",
+                CLIENT,
+                "--public",
+                "--first-party",
+            ])
             .args(["--redirect-uri", "http://127.0.0.1/callback"])
             .args(["--grant-type", "authorization_code"])
             .args(["--grant-type", "refresh_token"])
