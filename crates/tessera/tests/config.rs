@@ -239,6 +239,30 @@ fn every_bound_has_a_message_naming_setting_value_source_and_range() {
             "log_level = info,[",
             "not a log filter",
         ),
+        (
+            "TESSERA_LOGIN_MAX_FAILURES",
+            "0",
+            "login_max_failures = 0",
+            "1 to 100",
+        ),
+        (
+            "TESSERA_LOGIN_IP_MAX_FAILURES",
+            "20000",
+            "login_ip_max_failures = 20000",
+            "1 to 10000",
+        ),
+        (
+            "TESSERA_LOGIN_LOCKOUT",
+            "30s",
+            "login_lockout = 30s",
+            "1m to 24h",
+        ),
+        (
+            "TESSERA_LOGIN_BACKOFF",
+            "5m",
+            "login_backoff = 5m",
+            "0s to 1m",
+        ),
     ];
     for (var, value, described, allowed) in cases {
         let out = tessera(&["config", "check"], &[(var, value)]);
@@ -547,6 +571,14 @@ fn sighup_applies_a_new_access_ttl_to_the_next_token_without_dropping_connection
         reloaded.contains("access_token_ttl: 15m -> 20m"),
         "{reloaded}"
     );
+    let audit = server.wait_for("config_reloaded");
+    assert!(
+        audit.contains("audit")
+            && audit.contains("outcome=\"success\"")
+            && audit.contains("reason=\"SIGHUP\"")
+            && audit.contains("access_token_ttl: 15m -> 20m"),
+        "{audit}"
+    );
     assert_eq!(
         server.token_lifetime(&mut connection),
         1200,
@@ -563,6 +595,8 @@ fn sighup_applies_a_new_access_ttl_to_the_next_token_without_dropping_connection
             && rejected.contains("1m to 24h"),
         "{rejected}"
     );
+    let audit = server.wait_for("config_reloaded");
+    assert!(audit.contains("outcome=\"failure\""), "{audit}");
     assert_eq!(server.token_lifetime(&mut connection), 1200);
     let metrics = get_metrics(&server.base);
     assert!(
@@ -649,4 +683,103 @@ fn the_guard_settings_are_checked_too() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+}
+
+#[test]
+fn throttling_and_rate_limit_settings_parse_check_and_show() {
+    let settings = show(
+        &[
+            "--",
+            "--token-rate-limit",
+            "100/s",
+            "--trusted-proxies",
+            "10.0.0.0/8,127.0.0.1",
+        ],
+        &[("TESSERA_LOGIN_MAX_FAILURES", "7")],
+    );
+    assert_eq!(setting(&settings, "token_rate_limit")["value"], "100/s");
+    assert_eq!(
+        setting(&settings, "trusted_proxies")["value"],
+        "10.0.0.0/8,127.0.0.1"
+    );
+    assert_eq!(setting(&settings, "login_max_failures")["value"], "7");
+    assert_eq!(setting(&settings, "login_lockout")["value"], "15m");
+    for (var, value, expected) in [
+        ("TESSERA_TOKEN_RATE_LIMIT", "5/d", "is not a rate"),
+        ("TESSERA_TOKEN_RATE_LIMIT", "0/s", "1 to 1000000"),
+        (
+            "TESSERA_TRUSTED_PROXIES",
+            "10.0.0.0/33",
+            "not an IP address or network",
+        ),
+    ] {
+        let out = tessera(&["config", "check"], &[(var, value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(expected),
+            "{var}={value}: {stderr}"
+        );
+    }
+    // An address limit below the account limit is allowed, with a warning.
+    let out = tessera(
+        &["config", "check", "--", "--login-ip-max-failures", "3"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("a shared address locks before any account"),
+        "{stderr}"
+    );
+}
+
+/// A client-credentials request on its own connection: the status line and the body.
+fn token_request(base: &str, id: &str, secret: &str) -> (String, String) {
+    let host = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).unwrap();
+    let body = "grant_type=client_credentials";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    write!(
+        stream,
+        "POST /api/v2/auth/token HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {basic}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+#[test]
+fn the_token_rate_limit_applies_in_the_binary_and_changes_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(&config, "token_rate_limit = \"1/h\"\n").unwrap();
+    let server = Server::start(&dir.path().join("data"), &config, &[]);
+    let (head, _) = token_request(&server.base, &server.id, &server.secret);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, body) = token_request(&server.base, &server.id, &server.secret);
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 3600"),
+        "{head}"
+    );
+    assert!(body.contains("\"error\":\"slow_down\""), "{body}");
+    let metrics = get_metrics(&server.base);
+    assert!(
+        metrics.contains("tessera_token_rate_limited_total 1"),
+        "{metrics}"
+    );
+
+    std::fs::write(&config, "token_rate_limit = \"off\"\n").unwrap();
+    server.hangup();
+    let reloaded = server.wait_for("configuration reloaded");
+    assert!(
+        reloaded.contains("token_rate_limit: 1/h -> off"),
+        "{reloaded}"
+    );
+    let (head, _) = token_request(&server.base, &server.id, &server.secret);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
