@@ -10,16 +10,16 @@
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use tessera_core::OAuthError;
 use tessera_core::authorize::{AuthorizationRequest, AuthorizeError, REQUEST_PARAMS};
 use tessera_core::params::Params;
 use tessera_core::session::Session;
+use tessera_core::{OAuthError, audit};
 use url::Url;
 
 use crate::authorize::{authorize_error, redirect, server_error_page};
 use crate::form::read_form;
 use crate::pages::{ConsentView, consent_page, error_page};
-use crate::{AppState, cookies, paths};
+use crate::{AppState, client_ip, cookies, paths};
 
 /// What a signed-in browser gets next for a validated request.
 pub(crate) enum Next {
@@ -127,6 +127,7 @@ pub async fn consent_post(State(state): State<AppState>, request: Request) -> Re
         Ok(r) => r,
         Err(e) => return authorize_error(&state, e),
     };
+    let ip = client_ip::of(&parts, &state.server.policy().trusted_proxies);
     let session = match state.server.session(session_id).await {
         Ok(Some((session, _user))) => session,
         // The session ended between the page and the click: sign in again.
@@ -138,18 +139,16 @@ pub async fn consent_post(State(state): State<AppState>, request: Request) -> Re
             if let Err(e) = state.server.grant_consent(&request, &session).await {
                 return server_error_page(&e);
             }
-            tracing::info!(
-                client_id = %request.client.id,
-                scope = %request.scope,
-                "consent granted"
-            );
+            let scope = request.scope.to_string();
+            audit::consent_granted(&request.client.id, &session.user_id, &scope, ip);
             match state.server.issue_code(&request, &session).await {
                 Ok(location) => redirect(&location),
                 Err(e) => server_error_page(&e),
             }
         }
         Ok(Some("deny")) => {
-            tracing::info!(client_id = %request.client.id, "consent denied");
+            let scope = request.scope.to_string();
+            audit::consent_denied(&request.client.id, &session.user_id, &scope, ip);
             // RFC 6749 §4.1.2.1: "access_denied: The resource owner or authorization server
             // denied the request." A denial is not remembered; the next request asks again.
             authorize_error(

@@ -13,13 +13,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum::response::Response;
+use tessera_core::audit;
 use tessera_core::end_session::LogoutDestination;
 use tessera_core::params::Params;
 
 use crate::authorize::{redirect, server_error_page};
 use crate::form::read_form;
 use crate::pages::signed_out_page;
-use crate::{AppState, cookies};
+use crate::{AppState, client_ip, cookies};
 
 /// `GET|POST /api/v2/auth/logout`.
 pub async fn logout(
@@ -34,8 +35,21 @@ pub async fn logout(
         Params::parse(query.unwrap_or_default().as_bytes()).ok()
     };
     if let Some(session_id) = cookies::get(&parts.headers, state.cookies.session_name()) {
+        // Whose session it was, for the audit trail (an expired one is ended all the same).
+        let user = match state.server.session(session_id).await {
+            Ok(found) => found.map(|(session, _)| session.user_id),
+            Err(e) => return clear_session(&state, server_error_page(&e)),
+        };
         match state.server.end_session(session_id).await {
-            Ok(true) => tracing::info!("user signed out"),
+            Ok(true) => {
+                if let Some(user) = user {
+                    let client_id = params
+                        .as_ref()
+                        .and_then(|p| p.get("client_id").ok().flatten());
+                    let ip = client_ip::of(&parts, &state.server.policy().trusted_proxies);
+                    audit::logout(client_id, &user, ip);
+                }
+            }
             Ok(false) => {}
             Err(e) => return clear_session(&state, server_error_page(&e)),
         }

@@ -408,3 +408,101 @@ async fn an_expired_session_at_the_consent_form_signs_in_again() {
     );
     assert!(browser.get(location).await.is_login());
 }
+
+/// Log output collected in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn consent_decisions_and_sign_out_are_audit_events() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(captured.clone())
+        .finish();
+    // Single-threaded test runtime: the server's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    let consent = browser
+        .authorize(
+            &authorize_url_for(&server, "partner", "read"),
+            "alice",
+            PASSWORD,
+        )
+        .await;
+    browser.decide(&consent, "approve").await;
+    let wider = browser
+        .get(&authorize_url_for(&server, "partner", "read write"))
+        .await;
+    browser.decide(&wider, "deny").await;
+    let out = browser.get("/api/v2/auth/logout?client_id=partner").await;
+    assert_eq!(out.status, 200);
+    // Without a session there is nobody to sign out: no event.
+    browser.get("/api/v2/auth/logout").await;
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<serde_json::Map<String, Value>> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["target"] == "audit")
+        .map(|v| v["fields"].as_object().unwrap().clone())
+        .filter(|e| e["event"] != "login_succeeded")
+        .collect();
+    let field =
+        |e: &serde_json::Map<String, Value>, k: &str| e.get(k).cloned().unwrap_or(Value::Null);
+    let summary: Vec<[Value; 5]> = events
+        .iter()
+        .map(|e| {
+            [
+                field(e, "event"),
+                field(e, "outcome"),
+                field(e, "client_id"),
+                field(e, "user"),
+                field(e, "scope"),
+            ]
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ["consent_granted", "success", "partner", "usr_alice", "read"].map(Value::from),
+            [
+                "consent_denied",
+                "denied",
+                "partner",
+                "usr_alice",
+                "read write"
+            ]
+            .map(Value::from),
+            [
+                "logout".into(),
+                "success".into(),
+                "partner".into(),
+                "usr_alice".into(),
+                Value::Null
+            ],
+        ]
+    );
+    for e in &events {
+        assert_eq!(e["ip"], "127.0.0.1", "{e:?}");
+    }
+    assert!(!text.contains("tsn_"), "no session id in the log");
+}

@@ -69,6 +69,11 @@ pub async fn run(args: UserArgs) -> Result<()> {
             Ok(())
         }
         UserCommand::RevokeConsent { name, client } => {
+            // The revocation is an audit event: written to standard error like a server's.
+            crate::serve::init_logging(
+                crate::cli::LogFormat::Text,
+                &crate::serve::env_log_filter(),
+            );
             let Some(user) = store.find_by_username(&name).await? else {
                 bail!("no user named `{name}`");
             };
@@ -78,12 +83,16 @@ pub async fn run(args: UserArgs) -> Result<()> {
                 bail!("no client with id `{id}`");
             }
             let removed = db.revoke_consents(&user.id, client.as_deref()).await?;
+            if removed > 0 {
+                tessera_core::audit::consent_revoked(client.as_deref(), &user.id);
+            }
             let whose = match &client {
                 Some(id) => format!("for client {id}"),
                 None => "for every client".to_owned(),
             };
             println!(
-                "revoked {removed} consent{} of {name} {whose}; the next sign-in asks again                  (tokens already issued stay valid: `tessera user revoke-tokens {name}` ends them)",
+                "revoked {removed} consent{} of {name} {whose}; the next sign-in asks again \
+                 (tokens already issued stay valid: `tessera user revoke-tokens {name}` ends them)",
                 if removed == 1 { "" } else { "s" }
             );
             Ok(())
