@@ -101,17 +101,25 @@ pub async fn run(args: KeysArgs) -> Result<()> {
             print_list(&ring, *format)
         }
         KeysCommand::Rotate => {
+            // Key operations are audit events: written to standard error like a server's.
+            audit_log();
             let outcome = rotate(&*store, &master, &args, &policy).await;
             wake_nodes(&args).await;
             outcome
         }
         KeysCommand::Revoke { kid } => {
+            audit_log();
             let outcome = revoke(&*store, master, &args, policy, clock, kid).await;
             wake_nodes(&args).await;
             outcome
         }
         KeysCommand::Rewrap { .. } => rewrap(&*store, &master, &args).await,
     }
+}
+
+/// Sends this command's log events, its audit events among them, to standard error.
+fn audit_log() {
+    crate::serve::init_logging(crate::cli::LogFormat::Text, &crate::serve::env_log_filter());
 }
 
 /// Tells every node to reload its key ring now, when the deployment has Redis.
@@ -160,6 +168,7 @@ async fn rotate(
     let (_, record) =
         key_material::generate(master, kind(&args.keys)?, generation, now, activates_at)?;
     store.insert(&record).await?;
+    tessera_core::audit::key_rotated(&record.schedule.kid);
     println!(
         "published {}; it signs from {} (after the publish-ahead time, so verifiers that \
          cache the JWKS learn it first)",
@@ -181,6 +190,7 @@ async fn revoke(
     if !store.revoke(kid, now).await? {
         bail!("no key `{kid}`, or it is already revoked");
     }
+    tessera_core::audit::key_revoked(kid);
     // A key active at once replaces it (the next server tick would do the same).
     let ring = ScheduledKeyRing::start(store, master, kind(&args.keys)?, clock, policy)
         .await?

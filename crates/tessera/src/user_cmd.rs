@@ -5,6 +5,7 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tessera_core::StoreError;
+use tessera_core::audit::{AuditEvent, Event, Outcome};
 use tessera_core::client::ClientStore;
 use tessera_core::revocation::RevocationReason;
 use tessera_core::secret;
@@ -55,12 +56,23 @@ pub async fn run(args: UserArgs) -> Result<()> {
         UserCommand::Disable { name } => set_disabled(store, &name, true).await,
         UserCommand::Enable { name } => set_disabled(store, &name, false).await,
         UserCommand::RevokeTokens { name } => {
+            // The revocation is an audit event: written to standard error like a server's.
+            crate::serve::init_logging(
+                crate::cli::LogFormat::Text,
+                &crate::serve::env_log_filter(),
+            );
             let Some(user) = store.find_by_username(&name).await? else {
                 bail!("no user named `{name}`");
             };
             let families = db
                 .revoke_user_families(&user.id, RevocationReason::UserSignOut, SystemClock.now())
                 .await?;
+            let detail = format!("{families} token families");
+            AuditEvent::new(Event::TokenRevoked, Outcome::Success)
+                .user(&user.id)
+                .reason(RevocationReason::UserSignOut.as_str())
+                .detail(&detail)
+                .emit();
             println!(
                 "revoked {families} token famil{} of {name}; their refresh tokens no longer work \
                  and their access tokens are on the revocation list",

@@ -279,6 +279,11 @@ fn user_administration() {
     let out = tessera(d, &["user", "revoke-tokens", "bob"], None);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("revoked 0 token families"));
+    let audit = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        audit.contains("token_revoked") && audit.contains("reason=\"user_sign_out\""),
+        "{audit}"
+    );
     fails_with(d, &["user", "revoke-tokens", "nobody"], None, "no user");
     let list = ok_json(d, &["user", "list", "--format", "json"], None);
     let users = list.as_array().unwrap();
@@ -545,6 +550,12 @@ fn keys_rotate_publishes_ahead_and_revoke_replaces_the_key_at_once() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["state"], "next");
     let first = keys[0]["kid"].as_str().unwrap().to_owned();
+    // Key operations are audit events.
+    let audit = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        audit.contains("key_rotated") && audit.contains(&format!("kid=\"{first}\"")),
+        "{audit}"
+    );
 
     let again = tessera(d, &["keys", "rotate"], None);
     assert!(String::from_utf8_lossy(&again.stdout).contains("already scheduled"));
@@ -557,6 +568,7 @@ fn keys_rotate_publishes_ahead_and_revoke_replaces_the_key_at_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key_revoked"));
     let keys = keys_json(d);
     let states: Vec<(&str, &str)> = keys
         .iter()
