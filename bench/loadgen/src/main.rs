@@ -72,7 +72,7 @@ struct Args {
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Client id.
-    #[arg(long)]
+    #[arg(long, default_value = "bench-svc")]
     client_id: String,
     /// Client secret (client-credentials, introspect and mint modes).
     #[arg(long)]
