@@ -2,7 +2,8 @@
 # Runs every check CI runs, in order: formatting, lints, the Rust test suite (unit,
 # integration, and the `oauth2`/`jsonwebtoken` interop tests), the Python interop
 # check (authlib + PyJWT against a real `tessera serve`), and the real-browser check of the
-# sign-in pages (tests/browser: Debian chromium driven by playwright-core). Installs what it needs.
+# sign-in pages (tests/browser: Debian chromium driven by playwright-core), and a smoke run of
+# the benchmark harness (bench/run.sh --smoke). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -54,3 +55,6 @@ bash tests/interop/python/run.sh target/debug/tessera
 
 step "Browser end to end (Debian chromium + playwright-core, jose)"
 bash tests/browser/run.sh target/debug/tessera
+
+step "Benchmark harness smoke run (bench/run.sh --smoke: every scenario ~1 s on the debug binaries, zero errors, no timing checked)"
+bash bench/run.sh --smoke --no-build
