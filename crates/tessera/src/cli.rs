@@ -285,7 +285,8 @@ pub enum KeysCommand {
     Rotate,
     /// Emergency: revoke a compromised key. It leaves the JWKS at once, a new key signs at once, and every token it signed stops validating.
     Revoke {
-        /// The kid to revoke.
+        /// The kid to revoke (a kid may start with `-`: base64url).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Re-encrypt every private key under a new master key (read from standard input), in one transaction.
@@ -693,4 +694,23 @@ fn scope_description(s: &str) -> Result<String, String> {
 /// Parses a human-readable duration such as `15m`, `7d` or `300s`.
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 15m, 8h, 7d)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn a_kid_starting_with_a_hyphen_is_a_kid_not_a_flag() {
+        let cli = Cli::try_parse_from(["tessera", "keys", "revoke", "-Xk2_a"]).unwrap();
+        match cli.command {
+            Command::Keys(KeysArgs {
+                command: KeysCommand::Revoke { kid },
+                ..
+            }) => assert_eq!(kid, "-Xk2_a"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
