@@ -3,6 +3,7 @@
 
     report.py write RUN_DIR OUT.md     the table, the limit, the machine, the commands
     report.py check RUN_DIR            smoke check: every expected row ran, ok > 0, 0 errors
+    report.py wrk WRK.OUT              wrk --latency's output as one loadgen-like JSON line
     report.py splice LATEST.md BENCHMARKS.md
                                        replaces what is between <!-- bench:begin --> and
                                        <!-- bench:end --> with LATEST.md (minus its title)
@@ -102,6 +103,7 @@ def summarize(rows):
             "errors": sum(r["errors"] for r in good),
             "error_kinds": {},
             "cpu_s": median(r.get("server_cpu_s") for r in good),
+            "loadgen_cpu_s": median(r.get("loadgen_cpu_s") for r in good),
             "cpu_ms_per_request": median(
                 r["server_cpu_s"] * 1000 / r["ok"] for r in good if r.get("ok")
             ),
@@ -211,18 +213,20 @@ def write(run: Path, out: Path):
         "*vs trivial*: over Tessera's `GET /healthz`. Server CPU is user + system time of the measured "
         "process (`tessera serve`, `tessera guard` or node) during the timed load; peak RSS its `VmHWM`"
         + (" reset before the timed load" if all(r.get("peak_rss_scope") == "load" for r in rows) else " since it started")
-        + ". The load generator runs on the same cores."
+        + ". The load generator runs on the same cores: its own CPU time (user + system, setup "
+        "included) is the last column; server and load generator together near cores x seconds "
+        "means the machine, not the server alone, was the limit."
     )
     md += [
         "",
-        "| scenario | engine | requests/s | of limit | vs trivial | p50 ms | p99 ms | errors | server CPU s | CPU ms/request | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | engine | requests/s | of limit | vs trivial | p50 ms | p99 ms | errors | server CPU s | CPU ms/request | peak RSS MB | load generator CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         if s["per_second"] is None:
-            md.append(f"| {s['scenario']} | {s['engine']} | FAILED: {s['failed'][0] if s['failed'] else '?'} |||||||||")
+            md.append(f"| {s['scenario']} | {s['engine']} | FAILED: {s['failed'][0] if s['failed'] else '?'} ||||||||||")
             continue
-        if s["scenario"] in VERIFY_BOUND:
+        if s["scenario"].split("/")[0] in VERIFY_BOUND:
             of_limit = f"{s['per_second'] / verify:.2f} verify" if verify else "-"
         else:
             of_limit = f"{s['per_second'] / sign:.2f} sign" if sign else "-"
@@ -235,7 +239,8 @@ def write(run: Path, out: Path):
         md.append(
             f"| {s['scenario']} | {s['engine']} | {fmt(s['per_second'])}{' (tokens ran out)' if s['exhausted'] else ''} "
             f"| {of_limit} | {vs_trivial} | {fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | {errors} "
-            f"| {fmt(s['cpu_s'], 2)} | {fmt(s['cpu_ms_per_request'], 3)} | {fmt(s['peak_rss_mb'], 1)} |"
+            f"| {fmt(s['cpu_s'], 2)} | {fmt(s['cpu_ms_per_request'], 3)} | {fmt(s['peak_rss_mb'], 1)} "
+            f"| {fmt(s['loadgen_cpu_s'], 2)} |"
         )
     skipped = lines(run / "skipped.txt")
     if skipped:
@@ -286,7 +291,15 @@ def write(run: Path, out: Path):
 
     ran = list(dict.fromkeys(s["scenario"] for s in summary))
     md += ["", "### What each scenario measures", ""]
-    md += [f"- `{name}`: {MEASURES.get(name, '')}" for name in ran]
+    md += [
+        f"- `{name}`: "
+        + (
+            f"the `{name[:-4]}` request, fixed, through wrk (`WRK=1`): a cross-check of the load generator."
+            if name.endswith("/wrk")
+            else MEASURES.get(name, "")
+        )
+        for name in ran
+    ]
 
     md += ["", "### Rounds", ""]
     for r in rows:
@@ -299,6 +312,7 @@ def write(run: Path, out: Path):
         md.append(
             f"- {r['scenario']} ({r['engine']}) round {r['round']}: {fmt(r['per_second'])}/s over {r['seconds']} s, "
             f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']}, server CPU {r['server_cpu_s']} s, "
+            f"load generator CPU {r.get('loadgen_cpu_s', '-')} s, "
             f"peak RSS {r['server_peak_rss_kb'] / 1024:.1f} MB{extra}"
         )
 
@@ -342,12 +356,51 @@ def splice(latest: Path, target: Path):
     return 0
 
 
+def wrk(path: Path):
+    """wrk --latency's report as loadgen's JSON line (non-2xx/3xx and socket errors: errors)."""
+    text = path.read_text()
+
+    def ms(value, unit):
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+    def pct(p):
+        m = re.search(rf"^\s*{p}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        return round(ms(*m.groups()), 2) if m else None
+
+    total = re.search(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m)", text, re.M)
+    rate = re.search(r"^Requests/sec:\s*([\d.]+)", text, re.M)
+    if not total or not rate:
+        print(f"unreadable wrk output:\n{text}", file=sys.stderr)
+        return 1
+    kinds = {}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    if non2xx:
+        kinds["non-2xx/3xx"] = int(non2xx.group(1))
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if sockets:
+        for name, n in zip(("connect", "read", "write", "timeout"), sockets.groups()):
+            if int(n):
+                kinds[f"socket {name}"] = int(n)
+    requests, seconds = int(total.group(1)), ms(total.group(2), total.group(3)) / 1000
+    errors = sum(kinds.values())
+    ok = max(requests - kinds.get("non-2xx/3xx", 0), 0)
+    print(json.dumps(separators=(",", ":"), obj={
+        "mode": "wrk", "seconds": round(seconds, 3), "ok": ok, "errors": errors,
+        "error_kinds": kinds, "per_second": round(ok / seconds) if seconds else 0,
+        "wrk_requests_per_second": float(rate.group(1)),
+        "p50_ms": pct(50), "p99_ms": pct(99),
+    }))
+    return 0
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "write":
         write(Path(argv[2]), Path(argv[3]))
         return 0
     if len(argv) == 3 and argv[1] == "check":
         return check(Path(argv[2]))
+    if len(argv) == 3 and argv[1] == "wrk":
+        return wrk(Path(argv[2]))
     if len(argv) == 4 and argv[1] == "splice":
         return splice(Path(argv[2]), Path(argv[3]))
     print(__doc__, file=sys.stderr)

@@ -37,7 +37,9 @@
 # DURATION [400], TOKENS_GUARD=40000 per second of DURATION [400] (tokens minted before each
 # round of introspect-uncached and guard-miss, not timed; a run that uses them up stops there
 # and says so), LIMIT_SECONDS=3 [0.2], ENGINES="sqlite postgres", BENCH_PROFILE=release
-# [debug]. PostgreSQL or Node.js missing: those rows are skipped with a note (under CI=true
+# [debug]. WRK=1 adds a cross-check: every scenario whose request is fixed (trivial, jwks,
+# client-credentials, introspect-cached, guard-hit, peer-*) once more through Debian's wrk
+# (installed when missing), as the row SCENARIO/wrk. PostgreSQL or Node.js missing: those rows are skipped with a note (under CI=true
 # the run fails instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -186,31 +188,69 @@ measure() {
     local scenario="$1" engine="$2" round="$3" pid="$4"
     shift 4
     note_command "$GEN" "$@" --concurrency "$CONCURRENCY" --duration "$DURATION"
+    measure_run "$scenario" "$engine" "$round" "$pid" \
+        "$GEN" "$@" --concurrency "$CONCURRENCY" --duration "$DURATION"
+}
+# measure_run SCENARIO ENGINE ROUND PID COMMAND...: COMMAND prints one JSON line with at
+# least ok, errors, per_second, p50_ms, p99_ms and seconds (what loadgen prints).
+measure_run() {
+    local scenario="$1" engine="$2" round="$3" pid="$4"
+    shift 4
     reset_hwm "$pid"
-    local before after out rc=0
+    local before after out rc=0 TIMEFORMAT='%U %S'
     before="$(cpu_ticks "$pid")"
-    out="$(RUST_BACKTRACE=0 "$GEN" "$@" --concurrency "$CONCURRENCY" --duration "$DURATION" \
-        2>"$RUN_DIR/loadgen.err")" || rc=$?
+    # The load generator's own CPU time too: it shares the cores with the server.
+    out="$({ time RUST_BACKTRACE=0 "$@" 2>"$RUN_DIR/loadgen.err"; } 2>"$RUN_DIR/loadgen.time")" || rc=$?
     after="$(cpu_ticks "$pid")"
-    local cpu hwm prefix
+    local cpu gen_cpu hwm prefix
     cpu="$(awk -v a="$before" -v b="$after" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')"
+    gen_cpu="$(awk '{ printf "%.2f", $1 + $2 }' "$RUN_DIR/loadgen.time" 2>/dev/null || echo 0)"
     hwm="$(hwm_kb "$pid")"
-    prefix="\"scenario\":\"$scenario\",\"engine\":\"$engine\",\"round\":$round,\"server_cpu_s\":$cpu,\"server_peak_rss_kb\":${hwm:-0},\"peak_rss_scope\":\"$HWM_SCOPE\""
+    prefix="\"scenario\":\"$scenario\",\"engine\":\"$engine\",\"round\":$round,\"server_cpu_s\":$cpu,\"loadgen_cpu_s\":${gen_cpu:-0},\"server_peak_rss_kb\":${hwm:-0},\"peak_rss_scope\":\"$HWM_SCOPE\""
     if ((rc == 0)) && [[ "$out" == "{"* ]]; then
         echo "{$prefix,${out#\{}" >>"$RESULTS"
         local ps p99 errors
         ps="$(grep -o '"per_second":[0-9.]*' <<<"$out" | cut -d: -f2)"
         p99="$(grep -o '"p99_ms":[0-9.]*' <<<"$out" | cut -d: -f2)"
         errors="$(grep -o '"errors":[0-9]*' <<<"$out" | cut -d: -f2)"
-        say "$scenario ($engine) round $round: $ps/s, p99 $p99 ms, errors $errors, server CPU ${cpu}s, peak RSS $((${hwm:-0} / 1024)) MB"
+        say "$scenario ($engine) round $round: $ps/s, p99 $p99 ms, errors $errors, server CPU ${cpu}s, load generator CPU ${gen_cpu}s, peak RSS $((${hwm:-0} / 1024)) MB"
     else
         local why
         why="$(grep -v '^ *[0-9]*: \|^ *at \|^Stack backtrace\|^$' "$RUN_DIR/loadgen.err" | head -3 | tr '\n' ' ')"
-        [[ -n "$why" ]] || why="loadgen exited with $rc"
+        [[ -n "$why" ]] || why="$1 exited with $rc"
         echo "{$prefix,\"failed\":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$why")}" >>"$RESULTS"
         say "$scenario ($engine) round $round FAILED: $why"
     fi
 }
+# With WRK=1: the same fixed request once more through Debian's wrk (closed loop too, as many
+# connections as workers, one thread per core, DURATION), recorded as SCENARIO/wrk.
+# wrk_check SCENARIO ENGINE PID URL [METHOD BODY [HEADER...]]
+wrk_check() {
+    [[ "${WRK:-0}" == 1 ]] || return 0
+    local scenario="$1" engine="$2" pid="$3" url="$4" method="${5:-GET}" body="${6:-}"
+    shift $(($# < 6 ? $# : 6)) # what is left: the headers
+    local lua="$RUN_DIR/wrk.lua" h
+    {
+        echo "wrk.method = \"$method\""
+        [[ -n "$body" ]] && echo "wrk.body = \"$body\""
+        [[ -n "$body" ]] && echo 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"'
+        for h in "$@"; do echo "wrk.headers[\"${h%%: *}\"] = \"${h#*: }\""; done
+    } >"$lua"
+    local threads
+    threads="$(nproc)"
+    ((threads <= CONCURRENCY)) || threads="$CONCURRENCY"
+    note_command wrk -t "$threads" -c "$CONCURRENCY" -d "$DURATION" --latency -s wrk.lua "$url" \
+        "$(sed -E 's#token=[^&]*#token=TOKEN#; s#Basic [A-Za-z0-9+/=]+#Basic base64(bench-svc:SECRET)#;
+            s#Bearer [^ ]+#Bearer TOKEN#' <<<"# wrk.lua: $method${body:+ $body}${*:+ with $*}")"
+    measure_run "$scenario/wrk" "$engine" 1 "$pid" wrk_json "$threads" "$url" "$lua"
+}
+# shellcheck disable=SC2317 # called through measure_run
+wrk_json() {
+    wrk -t "$1" -c "$CONCURRENCY" -d "$DURATION" --latency -s "$3" "$2" >"$RUN_DIR/wrk.out"
+    python3 bench/report.py wrk "$RUN_DIR/wrk.out"
+}
+basic() { printf 'Basic %s' "$(printf '%s:%s' "$1" "$2" | base64 -w0)"; }
+
 # mint FILE COUNT ARGS...: COUNT client-credentials tokens into FILE (not timed).
 mint() {
     local file="$1" count="$2"
@@ -345,6 +385,9 @@ run_scenario() {
                     for round in $(seq 1 "$ROUNDS"); do
                         measure "$scenario" "$engine" "$round" "$PEER_PID" "${cc[@]}"
                     done
+                    wrk_check "$scenario" "$engine" "$PEER_PID" "$PEER/token" POST \
+                        "grant_type=client_credentials&resource=urn%3Atessera%3Abench%3Ajwt&scope=read" \
+                        "Authorization: $(basic bench-svc "$PEER_SECRET")"
                     ;;
                 peer-introspect)
                     mint "$RUN_DIR/peer-tokens" "$CONCURRENCY" --base "$PEER" "${PEER_AUTH[@]}" \
@@ -355,6 +398,9 @@ run_scenario() {
                     for round in $(seq 1 "$ROUNDS"); do
                         measure "$scenario" "$engine" "$round" "$PEER_PID" "${in[@]}"
                     done
+                    wrk_check "$scenario" "$engine" "$PEER_PID" "$PEER/token/introspection" POST \
+                        "token=$(head -1 "$RUN_DIR/peer-tokens")" \
+                        "Authorization: $(basic bench-svc "$PEER_SECRET")"
                     ;;
                 peer-jwks)
                     local get=(--mode get --path /jwks --base "$PEER")
@@ -362,6 +408,7 @@ run_scenario() {
                     for round in $(seq 1 "$ROUNDS"); do
                         measure "$scenario" "$engine" "$round" "$PEER_PID" "${get[@]}"
                     done
+                    wrk_check "$scenario" "$engine" "$PEER_PID" "$PEER/jwks"
                     ;;
             esac
             stop_peer
@@ -423,6 +470,24 @@ run_scenario() {
         for round in $(seq 1 "$ROUNDS"); do
             measure "$scenario" "$engine" "$round" "$pid" "${args[@]}"
         done
+        local auth
+        auth="Authorization: $(basic bench-svc "$SECRET")"
+        case "$scenario" in
+            trivial) wrk_check "$scenario" "$engine" "$pid" "$BASE/healthz" ;;
+            jwks) wrk_check "$scenario" "$engine" "$pid" "$BASE/.well-known/jwks.json" ;;
+            client-credentials)
+                wrk_check "$scenario" "$engine" "$pid" "$BASE/api/v2/auth/token" POST \
+                    grant_type=client_credentials "$auth"
+                ;;
+            introspect-cached)
+                wrk_check "$scenario" "$engine" "$pid" "$BASE/api/v2/auth/introspect" POST \
+                    "token=$(head -1 "$TMP/tokens")" "$auth"
+                ;;
+            guard-hit)
+                wrk_check "$scenario" "$engine" "$pid" "$GUARD/verify" GET "" \
+                    "Authorization: Bearer $(head -1 "$TMP/hits")"
+                ;;
+        esac
     fi
     stop_guard
     unserve
@@ -437,6 +502,14 @@ if ((NO_BUILD)); then
 else
     say "building the $PROFILE binaries (tessera, tessera-loadgen, tessera-limit)"
     if [[ "$PROFILE" == debug ]]; then build debug; else build; fi
+fi
+
+if [[ "${WRK:-0}" == 1 ]] && ! command -v wrk >/dev/null 2>&1; then
+    say "installing Debian's wrk (WRK=1)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 || {
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk
+    }
 fi
 
 say "the limit: $LIMIT --seconds $LIMIT_SECONDS"
