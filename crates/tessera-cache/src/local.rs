@@ -75,6 +75,11 @@ impl LocalCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Applies pending maintenance (evictions, entry counts) now; for measurements and tests.
+    pub async fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks().await;
+    }
 }
 
 #[async_trait]
