@@ -1,4 +1,4 @@
-//! Tessera's validation cache and revocation bus.
+//! Tessera's validation cache, client cache and revocation bus.
 //!
 //! - [`local`]: the in-process tier, a bounded moka cache of active access-token
 //!   validations keyed by token hash, each entry with its own TTL, plus a set of recently
@@ -15,12 +15,17 @@
 //!   revokes, instead of at its next poll.
 //! - [`redis_link`]: the Redis connection both go through: every call bounded by a short
 //!   timeout, every failure a miss or no-op, health tracked and exported.
+//! - [`clients`]: a [`ClientStore`](tessera_core::client::ClientStore) decorator that keeps
+//!   recently found clients in process for a few seconds, so client authentication does not
+//!   read the database on every request; writes through it evict at once, changes made
+//!   elsewhere show within its TTL.
 //!
 //! The store is the truth throughout: Redis is an accelerator, and a node without it (never
 //! configured, down, or partitioned away) is slower, never wrong.
 
 #![warn(missing_docs)]
 
+pub mod clients;
 pub mod follower;
 pub mod local;
 pub mod redis_bus;
@@ -28,6 +33,7 @@ pub mod redis_cache;
 pub mod redis_link;
 pub mod tiered;
 
+pub use clients::CachingClientStore;
 pub use follower::RevocationFollower;
 pub use local::LocalCache;
 pub use redis_bus::RedisBus;
