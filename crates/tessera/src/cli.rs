@@ -469,6 +469,9 @@ pub struct ServeArgs {
     /// How often the revocation list is polled for revocations made elsewhere (other nodes, the CLI).
     #[arg(long, env = "TESSERA_REVOCATION_POLL_INTERVAL", default_value = "250ms", value_parser = duration)]
     pub revocation_poll_interval: Duration,
+    /// How long this process reuses a client it read to authenticate it; a client deleted, given a new secret or changed elsewhere (the CLI, another node) takes effect here within it, changes this process makes at once (0s = off, at most 1m).
+    #[arg(long, env = "TESSERA_CLIENT_CACHE_TTL", default_value = "5s", value_parser = duration)]
+    pub client_cache_ttl: Duration,
     /// Time between janitor passes inside the server (0s turns the janitor off).
     #[arg(long, env = "TESSERA_JANITOR_INTERVAL", default_value = "5m", value_parser = duration)]
     pub janitor_interval: Duration,

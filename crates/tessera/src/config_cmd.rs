@@ -115,6 +115,12 @@ pub fn check_serve(args: &ServeArgs, r: &Resolved) -> Findings {
         range(0, HOUR),
         "",
     );
+    bound(
+        "client_cache_ttl",
+        args.client_cache_ttl,
+        range(0, MINUTE),
+        " (0s turns the client cache off)",
+    );
     bound("jwks_max_age", args.keys.jwks_max_age, range(0, DAY), "");
     bound("login_lockout", args.login_lockout, range(MINUTE, DAY), "");
     bound(

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use tessera_cache::{LocalCache, RedisBus, RedisCache, RedisLink, RevocationFollower, TieredCache};
+use tessera_cache::{
+    CachingClientStore, LocalCache, RedisBus, RedisCache, RedisLink, RevocationFollower,
+    TieredCache,
+};
 use tessera_core::AuthorizationServer;
 use tessera_core::audit;
 use tessera_core::consent::ScopeDescriptions;
@@ -34,6 +37,10 @@ fn config_file(settings: &[Setting]) -> Option<std::path::PathBuf> {
 
 /// The longest validation-cache TTL the settings allow (a reload may raise it up to this).
 const MAX_VALIDATION_CACHE_TTL: Duration = Duration::from_secs(3600);
+
+/// Most clients the client cache holds (a bound on memory, not on correctness: unknown ids
+/// are never cached, and a client that does not fit is read from the store each time).
+const CLIENT_CACHE_CAPACITY: u64 = 10_000;
 
 /// How often Redis is pinged when nothing else uses it, so health stays current.
 const REDIS_WATCH: Duration = Duration::from_secs(1);
@@ -208,6 +215,15 @@ pub async fn run(args: ServeArgs, startup: Startup) -> Result<()> {
     .await
     .context("cannot read the revocation list")?;
     ports.cache = cache;
+    // Client authentication (token, introspection, revocation) reads the client on every
+    // request; changes made through this node's ports evict at once, others show within the TTL.
+    if !args.client_cache_ttl.is_zero() {
+        ports.clients = Arc::new(CachingClientStore::new(
+            ports.clients.clone(),
+            CLIENT_CACHE_CAPACITY,
+            args.client_cache_ttl,
+        ));
+    }
     // A key operation elsewhere (`tessera keys revoke` on another host) wakes the key ring
     // through the bus at once; without Redis it waits for the next refresh.
     let key_wake = Arc::new(tokio::sync::Notify::new());

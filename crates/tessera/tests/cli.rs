@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -429,6 +429,41 @@ async fn demo_prints_a_curl_that_yields_a_token_and_restarts_idempotently() {
         2,
         "demo clients are not duplicated"
     );
+}
+
+/// The server keeps clients in memory for `client_cache_ttl`: a client deleted with the CLI
+/// (another process) authenticates for at most that long after the server read it.
+#[tokio::test]
+async fn a_client_deleted_by_the_cli_is_refused_within_the_client_cache_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_secs(1);
+    let demo = Demo::start_with_env(dir.path(), &[("TESSERA_CLIENT_CACHE_TTL", "1s")]);
+    let (id, secret, url) = printed_curl(&demo);
+    let read = Instant::now();
+    assert_eq!(token(&id, &secret, &url).await.status(), 200);
+    let deleted = tessera(dir.path(), &["client", "delete", &id], None);
+    assert!(deleted.status.success(), "{deleted:?}");
+    // The server's cache still has it (unless this machine is slow enough for it to expire).
+    let first = token(&id, &secret, &url).await.status();
+    assert!(
+        first == 200 || read.elapsed() >= ttl,
+        "answered {first} from the cache"
+    );
+    // Room for a loaded machine between two requests.
+    let limit = ttl + Duration::from_millis(500);
+    loop {
+        let status = token(&id, &secret, &url).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            read.elapsed() < limit,
+            "a deleted client still authenticates {:?} after the server read it",
+            read.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn published_kid(jwks_url: &str) -> String {

@@ -204,6 +204,12 @@ fn every_bound_has_a_message_naming_setting_value_source_and_range() {
             "0s to 1h",
         ),
         (
+            "TESSERA_CLIENT_CACHE_TTL",
+            "2m",
+            "client_cache_ttl = 2m",
+            "0s to 1m",
+        ),
+        (
             "TESSERA_JWKS_MAX_AGE",
             "2d",
             "jwks_max_age = 2d",
