@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use tessera_cache::{
-    LocalCache, RedisBus, RedisCache, RedisLink, RedisOptions, RevocationFollower, TieredCache,
+    CachingClientStore, LocalCache, RedisBus, RedisCache, RedisLink, RedisOptions,
+    RevocationFollower, TieredCache,
 };
 use tessera_core::AuthorizationServer;
 use tessera_core::StoreError;
@@ -75,6 +76,10 @@ pub struct Node<'a> {
     pub key_policy: Option<KeyPolicy>,
     /// The kind of keys the node generates (default RS256, RSA-2048).
     pub key_kind: KeyKind,
+    /// Put the client cache of `tessera serve` with this TTL in front of the node's client
+    /// store. Off by default: the helpers below (and many tests) change clients straight in
+    /// the database, as another process would, and expect every node to see it at once.
+    pub client_cache: Option<std::time::Duration>,
 }
 
 /// The revocation list, counting how often the revocation status of a token is read.
@@ -203,6 +208,9 @@ impl TestServer {
                 }
                 None => Arc::new(follower),
             };
+        }
+        if let Some(ttl) = node.client_cache {
+            ports.clients = Arc::new(CachingClientStore::new(ports.clients.clone(), 1000, ttl));
         }
         let issuer = node
             .share
