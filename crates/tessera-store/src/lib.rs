@@ -147,8 +147,9 @@ pub async fn migrate(url: &str, pool: &PoolSettings) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The domain's ports with every store port served by `db`, no validation cache and no
-/// revocation listener (set those fields to wire caches in).
+/// The domain's ports with every store port served by `db`, no validation cache, no
+/// revocation listener and no client cache (set those fields to wire caches in; `tessera
+/// serve` puts `tessera_cache::CachingClientStore` in front of `clients`).
 pub fn ports(
     db: Arc<dyn Database>,
     keys: Arc<dyn KeyRing>,
