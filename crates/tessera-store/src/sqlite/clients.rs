@@ -51,26 +51,26 @@ impl ClientStore for SqliteStore {
             .iter()
             .map(|g| g.as_str().to_owned())
             .collect();
-        sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, \
-             audiences, access_token_ttl, refresh_token_ttl, first_party, \
-             post_logout_redirect_uris, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, \
+                 audiences, access_token_ttl, refresh_token_ttl, first_party, \
+                 post_logout_redirect_uris, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&c.id)
+            .bind(&c.name)
+            .bind(c.secret_hash.map(|h| h.0.to_vec()))
+            .bind(to_json(&c.redirect_uris))
+            .bind(to_json(&grants))
+            .bind(c.scopes.to_string())
+            .bind(to_json(&c.audiences))
+            .bind(ttl_to(c.access_token_ttl))
+            .bind(ttl_to(c.refresh_token_ttl))
+            .bind(c.first_party)
+            .bind(to_json(&c.post_logout_redirect_uris))
+            .bind(c.created_at.0),
         )
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(c.secret_hash.map(|h| h.0.to_vec()))
-        .bind(to_json(&c.redirect_uris))
-        .bind(to_json(&grants))
-        .bind(c.scopes.to_string())
-        .bind(to_json(&c.audiences))
-        .bind(ttl_to(c.access_token_ttl))
-        .bind(ttl_to(c.refresh_token_ttl))
-        .bind(c.first_party)
-        .bind(to_json(&c.post_logout_redirect_uris))
-        .bind(c.created_at.0)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -104,12 +104,13 @@ impl ClientStore for SqliteStore {
     }
 
     async fn set_secret(&self, id: &str, secret: SecretHash) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
-            .bind(secret.0.to_vec())
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute(
+                sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
+                    .bind(secret.0.to_vec())
+                    .bind(id),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -119,34 +120,34 @@ impl ClientStore for SqliteStore {
         access_token_ttl: Option<Duration>,
         refresh_token_ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE clients SET access_token_ttl = ?, refresh_token_ttl = ? WHERE id = ?",
-        )
-        .bind(ttl_to(access_token_ttl))
-        .bind(ttl_to(refresh_token_ttl))
-        .bind(id)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        let done = self
+            .execute(
+                sqlx::query(
+                    "UPDATE clients SET access_token_ttl = ?, refresh_token_ttl = ? WHERE id = ?",
+                )
+                .bind(ttl_to(access_token_ttl))
+                .bind(ttl_to(refresh_token_ttl))
+                .bind(id),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn set_first_party(&self, id: &str, first_party: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE clients SET first_party = ? WHERE id = ?")
-            .bind(first_party)
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute(
+                sqlx::query("UPDATE clients SET first_party = ? WHERE id = ?")
+                    .bind(first_party)
+                    .bind(id),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM clients WHERE id = ?")
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute(sqlx::query("DELETE FROM clients WHERE id = ?").bind(id))
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -38,26 +38,26 @@ fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
 #[async_trait]
 impl CodeStore for SqliteStore {
     async fn insert(&self, r: &CodeRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
-             redirect_uri_explicit, code_challenge, scope, resource, auth_time, expires_at, \
-             used_at, family_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
+                 redirect_uri_explicit, code_challenge, scope, resource, auth_time, expires_at, \
+                 used_at, family_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.code_hash.0.to_vec())
+            .bind(&r.client_id)
+            .bind(&r.user_id)
+            .bind(&r.redirect_uri)
+            .bind(r.redirect_uri_explicit)
+            .bind(r.challenge.as_str())
+            .bind(r.scope.to_string())
+            .bind(&r.resource)
+            .bind(r.auth_time.0)
+            .bind(r.expires_at.0)
+            .bind(r.used_at.map(|t| t.0))
+            .bind(&r.family_id),
         )
-        .bind(r.code_hash.0.to_vec())
-        .bind(&r.client_id)
-        .bind(&r.user_id)
-        .bind(&r.redirect_uri)
-        .bind(r.redirect_uri_explicit)
-        .bind(r.challenge.as_str())
-        .bind(r.scope.to_string())
-        .bind(&r.resource)
-        .bind(r.auth_time.0)
-        .bind(r.expires_at.0)
-        .bind(r.used_at.map(|t| t.0))
-        .bind(&r.family_id)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -82,25 +82,29 @@ impl CodeStore for SqliteStore {
         now: UnixTime,
         grant: &NewGrant,
     ) -> Result<bool, StoreError> {
-        // BEGIN IMMEDIATE takes the write lock up front (waiting out other writers), so the
-        // conditional UPDATE below is the compare-and-set: exactly one caller flips the code
-        // from unused to used, and only that caller stores the grant.
-        let mut tx = self.write_transaction().await?;
-        let done = sqlx::query(
-            "UPDATE authorization_codes SET used_at = ?, family_id = ? \
-             WHERE code_hash = ? AND used_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(&grant.family.id)
-        .bind(code_hash.0.to_vec())
-        .execute(&mut *tx)
+        // The writer runs one write at a time under SQLite's write lock, so the conditional
+        // UPDATE below is the compare-and-set: exactly one caller flips the code from unused
+        // to used, and only that caller stores the grant.
+        let (code_hash, grant) = (*code_hash, grant.clone());
+        self.write(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE authorization_codes SET used_at = ?, family_id = ? \
+                     WHERE code_hash = ? AND used_at IS NULL",
+                )
+                .bind(now.0)
+                .bind(&grant.family.id)
+                .bind(code_hash.0.to_vec())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                refresh::insert_grant(conn, &grant).await?;
+                Ok(true)
+            })
+        })
         .await
-        .map_err(map_err)?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        refresh::insert_grant(&mut tx, grant).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 }

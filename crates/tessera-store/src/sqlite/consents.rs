@@ -37,18 +37,18 @@ impl ConsentStore for SqliteStore {
 
     async fn save_consent(&self, c: &Consent) -> Result<(), StoreError> {
         // One statement: the row is inserted or replaced whole, never half-written.
-        sqlx::query(
-            "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (user_id, client_id) \
-             DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (user_id, client_id) \
+                 DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            )
+            .bind(&c.user_id)
+            .bind(&c.client_id)
+            .bind(c.scopes.to_string())
+            .bind(c.granted_at.0),
         )
-        .bind(&c.user_id)
-        .bind(&c.client_id)
-        .bind(c.scopes.to_string())
-        .bind(c.granted_at.0)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -57,14 +57,16 @@ impl ConsentStore for SqliteStore {
         user_id: &str,
         client_id: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM consents WHERE user_id = ? AND (? IS NULL OR client_id = ?)")
+        let done = self
+            .execute(
+                sqlx::query(
+                    "DELETE FROM consents WHERE user_id = ? AND (? IS NULL OR client_id = ?)",
+                )
                 .bind(user_id)
                 .bind(client_id)
-                .bind(client_id)
-                .execute(&self.writer)
-                .await
-                .map_err(map_err)?;
+                .bind(client_id),
+            )
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -1,4 +1,4 @@
-//! `Janitor` on SQLite: batched deletes through the writer connection.
+//! `Janitor` on SQLite: batched deletes through the writer task.
 
 use async_trait::async_trait;
 use sqlx::SqlSafeStr;
@@ -6,7 +6,7 @@ use tessera_core::StoreError;
 use tessera_core::janitor::{Janitor, Purged};
 use tessera_core::time::UnixTime;
 
-use super::{SqliteStore, map_err};
+use super::SqliteStore;
 
 /// One `DELETE` per kind, each removing at most `batch` rows (by rowid) that are dead at
 /// `now`; run until a batch comes back short. Expired tokens and access token records go
@@ -41,14 +41,15 @@ impl Janitor for SqliteStore {
         let mut counts = [0u64; 6];
         for (count, sql) in counts.iter_mut().zip(DELETES) {
             loop {
-                // Each batch is its own short transaction on the writer connection, so
-                // token traffic interleaves with a large purge.
-                let done = sqlx::query(sql.into_sql_str())
-                    .bind(now.0)
-                    .bind(i64::from(batch.max(1)))
-                    .execute(&self.writer)
-                    .await
-                    .map_err(map_err)?;
+                // Each batch is its own short write on the writer task, so token traffic
+                // interleaves with a large purge.
+                let done = self
+                    .execute(
+                        sqlx::query(sql.into_sql_str())
+                            .bind(now.0)
+                            .bind(i64::from(batch.max(1))),
+                    )
+                    .await?;
                 *count += done.rows_affected();
                 if done.rows_affected() < u64::from(batch.max(1)) {
                     break;

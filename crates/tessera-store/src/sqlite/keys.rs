@@ -14,7 +14,7 @@ impl KeyStore for SqliteStore {
     async fn insert(&self, k: &StoredKey) -> Result<(), StoreError> {
         let public = serde_json::to_string(&k.public).map_err(StoreError::backend)?;
         let s = &k.schedule;
-        sqlx::query(
+        self.execute(sqlx::query(
             "INSERT INTO signing_keys (kid, generation, public_jwk, sealed_private, created_at, \
              activates_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -25,9 +25,7 @@ impl KeyStore for SqliteStore {
         .bind(s.created_at.0)
         .bind(s.activates_at.0)
         .bind(s.revoked_at.map(|t| t.0))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        ).await?;
         Ok(())
     }
 
@@ -62,40 +60,45 @@ impl KeyStore for SqliteStore {
     }
 
     async fn delete(&self, kid: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = ?")
-            .bind(kid)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute(sqlx::query("DELETE FROM signing_keys WHERE kid = ?").bind(kid))
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn revoke(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
-        )
-        .bind(at.0)
-        .bind(kid)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        let done = self
+            .execute(
+                sqlx::query(
+                    "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
+                )
+                .bind(at.0)
+                .bind(kid),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn reseal(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut tx = self.write_transaction().await?;
-        for (kid, bytes) in sealed {
-            let done = sqlx::query("UPDATE signing_keys SET sealed_private = ? WHERE kid = ?")
-                .bind(bytes)
-                .bind(kid)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Backend("a key vanished during reseal".into()));
-            }
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
+        let sealed = sealed.to_vec();
+        // All or nothing: an error rolls back every key resealed before it.
+        self.write(move |conn| {
+            Box::pin(async move {
+                for (kid, bytes) in &sealed {
+                    let done =
+                        sqlx::query("UPDATE signing_keys SET sealed_private = ? WHERE kid = ?")
+                            .bind(bytes)
+                            .bind(kid)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(map_err)?;
+                    if done.rows_affected() != 1 {
+                        return Err(StoreError::Backend("a key vanished during reseal".into()));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }

@@ -12,15 +12,23 @@ mod keys;
 mod refresh;
 mod sessions;
 mod users;
+mod writer;
+
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tessera_core::keys::KeyRing;
 use tessera_core::random::SecureRandom;
 use tessera_core::time::Clock;
@@ -28,6 +36,8 @@ use tessera_core::{Ports, StoreError};
 
 use crate::codec::{from_json, hash_from, to_json};
 use crate::{Database, PoolSettings, schema};
+
+use self::writer::{BoxFuture, Writer};
 
 /// The SQLite migrations, embedded in the binary.
 fn migrator() -> Migrator {
@@ -57,15 +67,17 @@ fn migrator() -> Migrator {
 
 /// Every store port on one SQLite database.
 ///
-/// Reads go through a pool of connections; every write goes through one dedicated
-/// connection. SQLite admits one writer at a time anyway: queueing writers on the pool's
-/// fair async semaphore instead of in SQLite's busy handler (which sleeps and retries)
-/// keeps write latency flat under contention. Other processes (the CLI) still coordinate
-/// with the server through SQLite's locks and the busy timeout.
+/// Reads go through a pool of connections; every write is a job for one writer task that
+/// owns the one write connection. SQLite admits one writer at a time anyway: queueing
+/// writers in process instead of in SQLite's busy handler (which sleeps and retries) keeps
+/// write latency flat under contention, and the task commits what is queued together (group
+/// commit, see `sqlite/writer.rs`): one fsync for many writes, each still atomic, isolated and
+/// durable before its caller hears of it. Other processes (the CLI) still coordinate with
+/// the server through SQLite's locks and the busy timeout.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: SqlitePool,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -86,10 +98,16 @@ impl SqliteStore {
             // WAL lets readers proceed while a writer commits; the busy timeout turns
             // writer contention into waiting instead of SQLITE_BUSY errors.
             .journal_mode(SqliteJournalMode::Wal)
+            // SQLite's default, spelled out: in WAL mode every COMMIT syncs the log, so a
+            // write is durable when its caller hears of it (group commit shares that sync
+            // between the writes of a batch; it never skips it).
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
+            // The writer task is this pool's only user; a ping per batch would be waste.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
@@ -103,7 +121,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer: Writer::start(writer),
+        })
     }
 
     /// Whether the database answers (for readiness probes).
@@ -126,16 +147,29 @@ impl SqliteStore {
         crate::ports(Arc::new(self.clone()), keys, clock, random)
     }
 
-    /// A write transaction on the writer connection. `BEGIN IMMEDIATE` takes SQLite's write
-    /// lock up front (waiting out other processes' writers), so the transaction's first
-    /// conditional UPDATE is a compare-and-set no concurrent writer can interleave with.
-    async fn write_transaction(
+    /// Runs `work` as one atomic write on the writer connection, committed with the other
+    /// writes queued at the same time. Everything `work` wrote is rolled back if it returns
+    /// an error; the answer comes once the COMMIT containing it has returned. The batch
+    /// holds SQLite's write lock (`BEGIN IMMEDIATE`) and runs its jobs one at a time, so a
+    /// job's first conditional UPDATE is a compare-and-set no other writer can interleave
+    /// with. `work` must not open or end transactions itself.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        self.writer.write(work).await
+    }
+
+    /// One statement as a write (see [`write`](Self::write)).
+    async fn execute(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
+        query: Query<'static, Sqlite, SqliteArguments>,
+    ) -> Result<SqliteQueryResult, StoreError> {
+        self.write(move |conn| Box::pin(async move { query.execute(conn).await.map_err(map_err) }))
             .await
-            .map_err(map_err)
     }
 
     /// Closes the pools, waiting for connections to finish.

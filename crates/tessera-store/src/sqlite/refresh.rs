@@ -1,8 +1,9 @@
 //! `RefreshStore` and `RevocationList` on SQLite.
 //!
-//! Every multi-statement step runs in a `BEGIN IMMEDIATE` transaction whose first write is
-//! a conditional UPDATE: SQLite admits one writer at a time, so the UPDATE's row count is
-//! the compare-and-set, and the loser changes nothing.
+//! Every multi-statement step is one write (`SqliteStore::write`: its own savepoint in a
+//! `BEGIN IMMEDIATE` batch) whose first write is a conditional UPDATE: the writer runs one
+//! job at a time, so the UPDATE's row count is the compare-and-set, and the loser changes
+//! nothing.
 //!
 //! Inserts into the revocation list skip already listed jtis with `NOT EXISTS`: an INSERT
 //! that hits `ON CONFLICT DO NOTHING` still advances the AUTOINCREMENT counter, so
@@ -10,7 +11,7 @@
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, SqliteConnection};
 use tessera_core::StoreError;
 use tessera_core::refresh_family::{
     Family, IssuedAccessToken, NewGrant, NewRefreshToken, RefreshStore, RefreshToken,
@@ -23,9 +24,9 @@ use tessera_core::time::UnixTime;
 use super::{SqliteStore, hash_from, map_err};
 
 /// Stores a new family, its first refresh token and its first access token record, inside
-/// the caller's transaction (the code redemption).
+/// the caller's write (the code redemption).
 pub(super) async fn insert_grant(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     grant: &NewGrant,
 ) -> Result<(), StoreError> {
     let f = &grant.family;
@@ -41,7 +42,7 @@ pub(super) async fn insert_grant(
     .bind(f.auth_time.0)
     .bind(f.created_at.0)
     .bind(f.absolute_expires_at.0)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(map_err)?;
     if let Some(r) = &grant.refresh {
@@ -53,15 +54,15 @@ pub(super) async fn insert_grant(
         .bind(&f.id)
         .bind(r.issued_at.0)
         .bind(r.expires_at.0)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await
         .map_err(map_err)?;
     }
-    record_access(tx, &f.id, &grant.access).await
+    record_access(conn, &f.id, &grant.access).await
 }
 
 async fn record_access(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     family_id: &str,
     access: &IssuedAccessToken,
 ) -> Result<(), StoreError> {
@@ -69,7 +70,7 @@ async fn record_access(
         .bind(&access.jti)
         .bind(family_id)
         .bind(access.expires_at.0)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await
         .map_err(map_err)?;
     Ok(())
@@ -77,7 +78,7 @@ async fn record_access(
 
 /// Stores `new` in the family of `old` (which must exist), with the access token record.
 async fn insert_successor(
-    tx: &mut Transaction<'static, Sqlite>,
+    conn: &mut SqliteConnection,
     old: &SecretHash,
     new: &NewRefreshToken,
     access: &IssuedAccessToken,
@@ -85,7 +86,7 @@ async fn insert_successor(
     let family_id: String =
         sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = ?")
             .bind(old.0.to_vec())
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *conn)
             .await
             .map_err(map_err)?;
     sqlx::query(
@@ -96,10 +97,10 @@ async fn insert_successor(
     .bind(&family_id)
     .bind(new.issued_at.0)
     .bind(new.expires_at.0)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(map_err)?;
-    record_access(tx, &family_id, access).await
+    record_access(conn, &family_id, access).await
 }
 
 fn row_to_pair(row: &SqliteRow) -> Result<(RefreshToken, Family), StoreError> {
@@ -171,24 +172,28 @@ impl RefreshStore for SqliteStore {
         access: &IssuedAccessToken,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
-             WHERE token_hash = ? AND rotated_at IS NULL AND family_id IN \
-             (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
-        )
-        .bind(now.0)
-        .bind(new.token_hash.0.to_vec())
-        .bind(old.0.to_vec())
-        .execute(&mut *tx)
+        let (old, new, access) = (*old, new.clone(), access.clone());
+        self.write(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
+                     WHERE token_hash = ? AND rotated_at IS NULL AND family_id IN \
+                     (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+                )
+                .bind(now.0)
+                .bind(new.token_hash.0.to_vec())
+                .bind(old.0.to_vec())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                insert_successor(conn, &old, &new, &access).await?;
+                Ok(true)
+            })
+        })
         .await
-        .map_err(map_err)?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_successor(&mut tx, old, new, access).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 
     async fn supersede(
@@ -199,31 +204,36 @@ impl RefreshStore for SqliteStore {
         access: &IssuedAccessToken,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = ? \
-             WHERE token_hash = ? AND rotated_at IS NULL \
-             AND token_hash = (SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?) \
-             AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
-        )
-        .bind(now.0)
-        .bind(stale.0.to_vec())
-        .bind(old.0.to_vec())
-        .execute(&mut *tx)
+        let (old, stale, new, access) = (*old, *stale, new.clone(), access.clone());
+        self.write(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE refresh_tokens SET rotated_at = ? \
+                     WHERE token_hash = ? AND rotated_at IS NULL \
+                     AND token_hash = \
+                     (SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?) \
+                     AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+                )
+                .bind(now.0)
+                .bind(stale.0.to_vec())
+                .bind(old.0.to_vec())
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query("UPDATE refresh_tokens SET successor_hash = ? WHERE token_hash = ?")
+                    .bind(new.token_hash.0.to_vec())
+                    .bind(old.0.to_vec())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                insert_successor(conn, &old, &new, &access).await?;
+                Ok(true)
+            })
+        })
         .await
-        .map_err(map_err)?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE refresh_tokens SET successor_hash = ? WHERE token_hash = ?")
-            .bind(new.token_hash.0.to_vec())
-            .bind(old.0.to_vec())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        insert_successor(&mut tx, old, new, access).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 
     async fn revoke_family(
@@ -232,36 +242,40 @@ impl RefreshStore for SqliteStore {
         reason: RevocationReason,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        let done = sqlx::query(
-            "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
-             WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(reason.as_str())
-        .bind(family_id)
-        .execute(&mut *tx)
+        let family_id = family_id.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+                     WHERE id = ? AND revoked_at IS NULL",
+                )
+                .bind(now.0)
+                .bind(reason.as_str())
+                .bind(&family_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+                     SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
+                     WHERE a.family_id = ? AND a.expires_at > ? AND NOT EXISTS \
+                     (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
+                     ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(now.0)
+                .bind(reason.as_str())
+                .bind(&family_id)
+                .bind(now.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                Ok(true)
+            })
+        })
         .await
-        .map_err(map_err)?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-             SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
-             WHERE a.family_id = ? AND a.expires_at > ? AND NOT EXISTS \
-             (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(now.0)
-        .bind(reason.as_str())
-        .bind(family_id)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
     }
 
     async fn revoke_user_families(
@@ -270,34 +284,38 @@ impl RefreshStore for SqliteStore {
         reason: RevocationReason,
         now: UnixTime,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.write_transaction().await?;
-        sqlx::query(
-            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-             SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
-             JOIN refresh_families f ON f.id = a.family_id \
-             WHERE f.user_id = ? AND f.revoked_at IS NULL AND a.expires_at > ? \
-             AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(now.0)
-        .bind(reason.as_str())
-        .bind(user_id)
-        .bind(now.0)
-        .execute(&mut *tx)
+        let user_id = user_id.to_owned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+                     SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
+                     JOIN refresh_families f ON f.id = a.family_id \
+                     WHERE f.user_id = ? AND f.revoked_at IS NULL AND a.expires_at > ? \
+                     AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
+                     ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(now.0)
+                .bind(reason.as_str())
+                .bind(&user_id)
+                .bind(now.0)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                let done = sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+                     WHERE user_id = ? AND revoked_at IS NULL",
+                )
+                .bind(now.0)
+                .bind(reason.as_str())
+                .bind(&user_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                Ok(done.rows_affected())
+            })
+        })
         .await
-        .map_err(map_err)?;
-        let done = sqlx::query(
-            "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
-             WHERE user_id = ? AND revoked_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(reason.as_str())
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected())
     }
 }
 
@@ -311,19 +329,19 @@ impl RevocationList for SqliteStore {
     ) -> Result<(), StoreError> {
         // Filtered rather than left to ON CONFLICT alone: an INSERT that conflicts has
         // already drawn a seq, which would push latest_seq past every listed entry.
-        sqlx::query(
-            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS \
-             (SELECT 1 FROM revoked_access_tokens WHERE jti = ?1) \
-             ON CONFLICT (jti) DO NOTHING",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+                 SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS \
+                 (SELECT 1 FROM revoked_access_tokens WHERE jti = ?1) \
+                 ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(jti)
+            .bind(expires_at.0)
+            .bind(revocation.at.0)
+            .bind(revocation.reason.as_str()),
         )
-        .bind(jti)
-        .bind(expires_at.0)
-        .bind(revocation.at.0)
-        .bind(revocation.reason.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 

@@ -12,17 +12,17 @@ use super::{SqliteStore, hash_from, map_err};
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, s: &Session) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO browser_sessions (id_hash, user_id, auth_time, expires_at) \
-             VALUES (?, ?, ?, ?)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO browser_sessions (id_hash, user_id, auth_time, expires_at) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(s.id_hash.0.to_vec())
+            .bind(&s.user_id)
+            .bind(s.auth_time.0)
+            .bind(s.expires_at.0),
         )
-        .bind(s.id_hash.0.to_vec())
-        .bind(&s.user_id)
-        .bind(s.auth_time.0)
-        .bind(s.expires_at.0)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -46,11 +46,12 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete(&self, id_hash: &SecretHash) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM browser_sessions WHERE id_hash = ?")
-            .bind(id_hash.0.to_vec())
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute(
+                sqlx::query("DELETE FROM browser_sessions WHERE id_hash = ?")
+                    .bind(id_hash.0.to_vec()),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -24,19 +24,19 @@ fn row_to_user(row: &SqliteRow) -> Result<User, StoreError> {
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create(&self, u: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+        self.execute(
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&u.id)
+            .bind(&u.username)
+            .bind(&u.password_hash)
+            .bind(to_json(&u.roles))
+            .bind(u.disabled)
+            .bind(u.created_at.0),
         )
-        .bind(&u.id)
-        .bind(&u.username)
-        .bind(&u.password_hash)
-        .bind(to_json(&u.roles))
-        .bind(u.disabled)
-        .bind(u.created_at.0)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        .await?;
         Ok(())
     }
 
@@ -82,22 +82,24 @@ impl UserStore for SqliteStore {
     }
 
     async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
-            .bind(disabled)
-            .bind(username)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute(
+                sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
+                    .bind(disabled)
+                    .bind(username),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
-            .bind(password_hash)
-            .bind(username)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute(
+                sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
+                    .bind(password_hash)
+                    .bind(username),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }
