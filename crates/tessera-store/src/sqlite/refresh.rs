@@ -76,31 +76,25 @@ async fn record_access(
     Ok(())
 }
 
-/// Stores `new` in the family of `old` (which must exist), with the access token record.
+/// Stores `new` in `family_id`, with the access token record.
 async fn insert_successor(
     conn: &mut SqliteConnection,
-    old: &SecretHash,
+    family_id: &str,
     new: &NewRefreshToken,
     access: &IssuedAccessToken,
 ) -> Result<(), StoreError> {
-    let family_id: String =
-        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = ?")
-            .bind(old.0.to_vec())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
          VALUES (?, ?, ?, ?)",
     )
     .bind(new.token_hash.0.to_vec())
-    .bind(&family_id)
+    .bind(family_id)
     .bind(new.issued_at.0)
     .bind(new.expires_at.0)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
-    record_access(conn, &family_id, access).await
+    record_access(conn, family_id, access).await
 }
 
 fn row_to_pair(row: &SqliteRow) -> Result<(RefreshToken, Family), StoreError> {
@@ -175,21 +169,22 @@ impl RefreshStore for SqliteStore {
         let (old, new, access) = (*old, new.clone(), access.clone());
         self.write(move |conn| {
             Box::pin(async move {
-                let done = sqlx::query(
+                let family_id: Option<String> = sqlx::query_scalar(
                     "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
                      WHERE token_hash = ? AND rotated_at IS NULL AND family_id IN \
-                     (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+                     (SELECT id FROM refresh_families WHERE revoked_at IS NULL) \
+                     RETURNING family_id",
                 )
                 .bind(now.0)
                 .bind(new.token_hash.0.to_vec())
                 .bind(old.0.to_vec())
-                .execute(&mut *conn)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(map_err)?;
-                if done.rows_affected() != 1 {
+                let Some(family_id) = family_id else {
                     return Ok(false);
-                }
-                insert_successor(conn, &old, &new, &access).await?;
+                };
+                insert_successor(conn, &family_id, &new, &access).await?;
                 Ok(true)
             })
         })
@@ -207,29 +202,31 @@ impl RefreshStore for SqliteStore {
         let (old, stale, new, access) = (*old, *stale, new.clone(), access.clone());
         self.write(move |conn| {
             Box::pin(async move {
-                let done = sqlx::query(
+                // `stale` is `old`'s successor, so the family is the same.
+                let family_id: Option<String> = sqlx::query_scalar(
                     "UPDATE refresh_tokens SET rotated_at = ? \
                      WHERE token_hash = ? AND rotated_at IS NULL \
                      AND token_hash = \
                      (SELECT successor_hash FROM refresh_tokens WHERE token_hash = ?) \
-                     AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+                     AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL) \
+                     RETURNING family_id",
                 )
                 .bind(now.0)
                 .bind(stale.0.to_vec())
                 .bind(old.0.to_vec())
-                .execute(&mut *conn)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(map_err)?;
-                if done.rows_affected() != 1 {
+                let Some(family_id) = family_id else {
                     return Ok(false);
-                }
+                };
                 sqlx::query("UPDATE refresh_tokens SET successor_hash = ? WHERE token_hash = ?")
                     .bind(new.token_hash.0.to_vec())
                     .bind(old.0.to_vec())
                     .execute(&mut *conn)
                     .await
                     .map_err(map_err)?;
-                insert_successor(conn, &old, &new, &access).await?;
+                insert_successor(conn, &family_id, &new, &access).await?;
                 Ok(true)
             })
         })

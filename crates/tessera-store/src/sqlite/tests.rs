@@ -381,6 +381,38 @@ async fn a_failing_job_is_rolled_back_alone() {
     assert!(UserStore::find(&store, "after").await.unwrap().is_some());
 }
 
+/// The last job of a batch failing is rolled back before the COMMIT, not committed with it.
+#[tokio::test]
+async fn a_failing_last_job_is_rolled_back_before_the_commit() {
+    let (_dir, store) = open().await;
+    let commits_before = commits(&store);
+    let (gate, gated) = close_gate(&store).await;
+    let queued = submitted(&store);
+    let good = {
+        let store = store.clone();
+        tokio::spawn(async move { UserStore::create(&store, &user("good")).await })
+    };
+    until_submitted(&store, queued + 1).await;
+    let failing = {
+        let store = store.clone();
+        tokio::spawn(async move { write_then_fail(&store, "failing-last").await })
+    };
+    until_submitted(&store, queued + 2).await;
+    gate.send(()).unwrap();
+    gated.await.unwrap();
+    good.await.unwrap().unwrap();
+    assert!(failing.await.unwrap().is_err());
+    assert!(UserStore::find(&store, "good").await.unwrap().is_some());
+    assert!(
+        UserStore::find(&store, "failing-last")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(commits(&store) - commits_before, 2, "gate, then one batch");
+    assert_eq!(largest_batch(&store), 2);
+}
+
 /// A job rolled back to its savepoint takes its AUTOINCREMENT draw with it: the revocation
 /// list stays gap-free and in order across a batch with a failed job in it.
 #[tokio::test]

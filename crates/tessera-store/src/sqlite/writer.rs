@@ -175,36 +175,42 @@ async fn run_batch(pool: &SqlitePool, mut jobs: impl Iterator<Item = Job>) -> bo
     }
     let mut ran = Vec::new();
     let mut failure = None;
+    // How the job before the next one ended; `None` before the first.
+    let mut last_ok = None;
     for job in jobs.by_ref() {
-        if let Err(e) = exec(&mut conn, "SAVEPOINT tessera_job").await {
-            let failed = BatchFailed::new("SAVEPOINT", e);
+        // One round trip ends the previous job's savepoint (released, or rolled back and
+        // released) and opens this job's.
+        let step = match last_ok {
+            None => exec(&mut conn, "SAVEPOINT tessera_job").await,
+            Some(true) => exec_raw(&mut conn, "RELEASE tessera_job; SAVEPOINT tessera_job").await,
+            Some(false) => {
+                exec_raw(
+                    &mut conn,
+                    "ROLLBACK TO tessera_job; RELEASE tessera_job; SAVEPOINT tessera_job",
+                )
+                .await
+            }
+        };
+        // Ending a savepoint fails when SQLite rolled the whole transaction back on its own
+        // (a full disk, an I/O error): the jobs before this one are gone too.
+        if let Err(e) = step {
+            let failed = BatchFailed::new("a savepoint", e);
             fail(std::iter::once(job), &failed).await;
             failure = Some(failed);
             break;
         }
         let outcome = run_job(job, &mut conn).await;
-        let ok = outcome.as_ref().is_some_and(|r| r.ok);
+        last_ok = Some(outcome.as_ref().is_some_and(|r| r.ok));
         ran.extend(outcome);
-        let end = if ok {
-            exec(&mut conn, "RELEASE tessera_job").await
-        } else {
-            match exec(&mut conn, "ROLLBACK TO tessera_job").await {
-                Ok(()) => exec(&mut conn, "RELEASE tessera_job").await,
-                Err(e) => Err(e),
-            }
-        };
-        // Fails when SQLite rolled the whole transaction back on its own (a full disk, an
-        // I/O error): the jobs before this one are gone too.
-        if let Err(e) = end {
-            failure = Some(BatchFailed::new("ending a job's savepoint", e));
-            break;
-        }
     }
     let failure = match failure {
-        None => exec(&mut conn, "COMMIT")
-            .await
-            .err()
-            .map(|e| BatchFailed::new("COMMIT", e)),
+        // COMMIT releases the last job's savepoint with the rest.
+        None => match last_ok {
+            Some(false) => exec_raw(&mut conn, "ROLLBACK TO tessera_job; COMMIT").await,
+            _ => exec(&mut conn, "COMMIT").await,
+        }
+        .err()
+        .map(|e| BatchFailed::new("COMMIT", e)),
         failure => failure,
     };
     let Some(failure) = failure else {
@@ -256,6 +262,12 @@ async fn fail(jobs: impl Iterator<Item = Job>, failure: &BatchFailed) {
 
 async fn exec(conn: &mut PoolConnection<Sqlite>, sql: &'static str) -> Result<(), sqlx::Error> {
     sqlx::query(sql).execute(&mut **conn).await.map(|_| ())
+}
+
+/// Several statements in one round trip to the connection's thread; stops at the first
+/// that fails.
+async fn exec_raw(conn: &mut PoolConnection<Sqlite>, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sql).execute(&mut **conn).await.map(|_| ())
 }
 
 /// Why a whole batch failed, shared by every job in it.
