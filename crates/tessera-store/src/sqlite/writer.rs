@@ -147,15 +147,14 @@ async fn run(pool: SqlitePool, mut queue: mpsc::UnboundedReceiver<Job>, stats: A
         let size = jobs.len();
         stats.largest_batch.fetch_max(size, Ordering::Relaxed);
         metrics::histogram!("tessera_sqlite_batch_size").record(size as f64);
-        if run_batch(&pool, jobs.drain(..)).await {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            stats.committed_jobs.fetch_add(size, Ordering::Relaxed);
-        }
+        run_batch(&pool, jobs.drain(..), &stats).await;
     }
 }
 
-/// Runs one batch; whether its COMMIT succeeded.
-async fn run_batch(pool: &SqlitePool, mut jobs: impl Iterator<Item = Job>) -> bool {
+/// Runs one batch and answers its callers.
+async fn run_batch(pool: &SqlitePool, jobs: impl ExactSizeIterator<Item = Job>, stats: &Stats) {
+    let size = jobs.len();
+    let mut jobs = jobs;
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
@@ -164,14 +163,14 @@ async fn run_batch(pool: &SqlitePool, mut jobs: impl Iterator<Item = Job>) -> bo
                 &BatchFailed::new("acquiring the writer connection", e),
             )
             .await;
-            return false;
+            return;
         }
     };
     // Takes the write lock up front (waiting out other processes' writers for the busy
     // timeout), so every job's first statement already runs under it.
     if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE").await {
         fail(jobs, &BatchFailed::new("BEGIN IMMEDIATE", e)).await;
-        return false;
+        return;
     }
     let mut ran = Vec::new();
     let mut failure = None;
@@ -214,10 +213,13 @@ async fn run_batch(pool: &SqlitePool, mut jobs: impl Iterator<Item = Job>) -> bo
         failure => failure,
     };
     let Some(failure) = failure else {
+        // Counted before anyone is answered: a caller never sees its write uncounted.
+        stats.commits.fetch_add(1, Ordering::SeqCst);
+        stats.committed_jobs.fetch_add(size, Ordering::SeqCst);
         for r in ran {
             (r.answer)(Ok(()));
         }
-        return true;
+        return;
     };
     // A failed COMMIT may leave the transaction open (a deferred constraint) or already
     // rolled back (an I/O error). A connection that cannot be brought back to autocommit
@@ -231,7 +233,6 @@ async fn run_batch(pool: &SqlitePool, mut jobs: impl Iterator<Item = Job>) -> bo
         (r.answer)(Err(failure.to_store()));
     }
     fail(jobs, &failure).await;
-    false
 }
 
 /// Runs one job on the connection; `None` if it panicked (its caller then hears that its
