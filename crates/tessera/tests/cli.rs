@@ -1,10 +1,12 @@
 //! The `tessera` binary as an operator uses it: client and user administration, and the
 //! `serve --demo` promise that the printed curl yields a token.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use common::{Demo, GuardProcess, printed_curl, token};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -294,86 +296,6 @@ fn user_administration() {
         !list.to_string().contains("argon2"),
         "hashes are not listed"
     );
-}
-
-/// A `serve --demo` process whose stdout is read line by line.
-struct Demo {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Demo {
-    fn start(data: &Path) -> Self {
-        Self::start_with_env(data, &[])
-    }
-
-    fn start_with_env(data: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .envs(env.iter().copied())
-            .env_remove("TESSERA_DATABASE_URL")
-            .env_remove("TESSERA_ISSUER")
-            .env_remove("TESSERA_MASTER_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// The first printed line containing `needle` (the demo prints within seconds; the
-    /// bound only keeps a broken build from hanging the suite).
-    fn line_with(&self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(60))
-                .expect("demo output ended before the expected line");
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Parses the printed `curl -s -u ID:SECRET -d grant_type=client_credentials URL`.
-fn printed_curl(demo: &Demo) -> (String, String, String) {
-    let line = demo.line_with("grant_type=client_credentials");
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let creds = words[words.iter().position(|w| *w == "-u").unwrap() + 1];
-    let (id, secret) = creds.split_once(':').unwrap();
-    (
-        id.to_owned(),
-        secret.to_owned(),
-        words.last().unwrap().to_string(),
-    )
-}
-
-async fn token(id: &str, secret: &str, url: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(url)
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -794,53 +716,6 @@ fn export_then_import_moves_clients_users_and_keys_to_another_store() {
         Some("{\"not\": \"an export\"}"),
         "not a Tessera export",
     );
-}
-
-/// A `tessera guard` process; killed on drop.
-struct GuardProcess {
-    child: Child,
-    base: String,
-}
-
-impl GuardProcess {
-    fn start(args: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .arg("guard")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut guard = Self {
-            child,
-            base: String::new(),
-        };
-        let stderr = guard.child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        while guard.base.is_empty() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("the guard started");
-            if let Some(listen) = line.split("listen=").nth(1) {
-                guard.base = format!("http://{}", listen.split_whitespace().next().unwrap());
-            }
-        }
-        guard
-    }
-}
-
-impl Drop for GuardProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
