@@ -22,7 +22,20 @@
 //! `healthz`: `GET /healthz`, the trivial endpoint to compare against (of the server or of a
 //! guard, whichever `--base` names).
 //! `get`: `GET --path` (e.g. `/.well-known/jwks.json`).
+//! `revoke`: each iteration gets a client-credentials token, revokes it (RFC 7009) and
+//! introspects it; anything but `{"active": false}` after the revocation is an error
+//! (`revoked active`).
 //! `mint`: not a measurement; writes `--count` client-credentials tokens to `--out`.
+//!
+//! For fault injection (tests/faults/): in refresh mode, `--save-tokens DIR` makes each worker
+//! append every refresh token it receives to `DIR/worker-N.tokens` (one per line, the last
+//! line is the token it would present next) and end its timed phase at the first transport
+//! failure (the server is gone; the script restarts it and presents the saved token); with
+//! `--retry-status 503` such an answer keeps the chain (the next request presents the same
+//! token) instead of ending the run. `--request-timeout` bounds every request (a `timeout`
+//! error). A 5xx answer whose body is not an OAuth JSON error counts as `STATUS non-json`.
+//! The output also gives `max_ms` (the slowest request, failed ones included) and the Unix
+//! times of the first and last error.
 //!
 //! All workers finish their setup before any starts the timed phase. Any response other than
 //! the expected one (a 2xx, or a redirect with a code for authorize) counts as an error, by
@@ -53,6 +66,7 @@ enum Mode {
     Verify,
     Healthz,
     Get,
+    Revoke,
     Mint,
 }
 
@@ -119,6 +133,16 @@ struct Args {
     /// `scope` sent with client-credentials requests (client-credentials, mint).
     #[arg(long)]
     scope: Option<String>,
+    /// Refresh mode: append every refresh token received to DIR/worker-N.tokens, and end a
+    /// worker's run at its first transport failure.
+    #[arg(long)]
+    save_tokens: Option<std::path::PathBuf>,
+    /// Refresh mode: statuses after which the chain goes on with the same token (e.g. 503).
+    #[arg(long, value_delimiter = ',')]
+    retry_status: Vec<u16>,
+    /// Bound on each request (default: none).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    request_timeout: Option<Duration>,
 }
 
 impl Args {
@@ -193,21 +217,70 @@ struct Tally {
     errors: BTreeMap<String, u64>,
     started: Option<Instant>,
     ended: Option<Instant>,
+    /// The slowest request, failed ones included.
+    slowest: Duration,
+    /// Unix times (seconds) of the first and the last error.
+    first_error: Option<f64>,
+    last_error: Option<f64>,
 }
 
 impl Tally {
     fn error(&mut self, kind: String) {
         *self.errors.entry(kind).or_default() += 1;
+        let now = unix_now();
+        self.first_error.get_or_insert(now);
+        self.last_error = Some(now);
     }
+}
+
+/// Now as Unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The error kind of a refused request: its status, marked `non-json` for a 5xx whose body
+/// is not an OAuth JSON error (RFC 6749 §5.2).
+fn status_kind(status: reqwest::StatusCode, body: &str) -> String {
+    let json_error = serde_json::from_str::<Value>(body)
+        .ok()
+        .is_some_and(|v| v["error"].is_string());
+    if status.is_server_error() && !json_error {
+        format!("{} non-json", status.as_u16())
+    } else {
+        status.as_u16().to_string()
+    }
+}
+
+/// The error kind of a transport failure.
+fn transport_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else {
+        "transport".into()
+    }
+}
+
+/// Appends `token` to a worker's file of received refresh tokens.
+fn save_token(file: Option<&mut std::fs::File>, token: &str) -> Result<()> {
+    use std::io::Write;
+    if let Some(f) = file {
+        f.write_all(format!("{token}\n").as_bytes())?;
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Arc::new(Args::parse());
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
+        .pool_max_idle_per_host(args.concurrency);
+    if let Some(t) = args.request_timeout {
+        http = http.timeout(t);
+    }
+    let http = http.build()?;
     if let Mode::Mint = args.mode {
         return mint(&args, &http).await;
     }
@@ -244,6 +317,15 @@ async fn main() -> Result<()> {
         let t = w.await??;
         all.latencies.extend(t.latencies);
         all.authorize.extend(t.authorize);
+        all.slowest = all.slowest.max(t.slowest);
+        all.first_error = match (all.first_error, t.first_error) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        all.last_error = match (all.last_error, t.last_error) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         for (kind, n) in t.errors {
             *all.errors.entry(kind).or_default() += n;
         }
@@ -272,6 +354,9 @@ async fn main() -> Result<()> {
         "per_second": (all.latencies.len() as f64 / secs).round(),
         "p50_ms": percentile(&mut all.latencies, 0.50),
         "p99_ms": percentile(&mut all.latencies, 0.99),
+        "max_ms": (all.slowest.as_secs_f64() * 100_000.0).round() / 100.0,
+        "first_error_at": all.first_error,
+        "last_error_at": all.last_error,
     });
     if args.mode == Mode::CodeExchange {
         out["authorize_p50_ms"] = percentile(&mut all.authorize, 0.50).into();
@@ -306,9 +391,20 @@ async fn worker(
     let healthz_url = args.url("/healthz");
     let verify_url = args.url("/verify");
     let get_url = args.url(args.path.as_deref().unwrap_or("/"));
+    let revoke_url = args.url("/api/v2/auth/revoke");
     if args.mode == Mode::Get && args.path.is_none() {
         bail!("--path is required");
     }
+    let mut saved = match (&args.save_tokens, args.mode) {
+        (Some(dir), Mode::Refresh) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("worker-{index}.tokens")))?,
+        ),
+        (Some(_), _) => bail!("--save-tokens is for refresh mode"),
+        _ => None,
+    };
     let mut refresh = match args.mode {
         Mode::Refresh => {
             let cookie = shared.session.as_deref().context("no session")?;
@@ -322,6 +418,7 @@ async fn worker(
             let token = body["refresh_token"].as_str().with_context(|| {
                 format!("the code exchange returned no refresh token ({status}): {body}")
             })?;
+            save_token(saved.as_mut(), token)?;
             Some(token.to_owned())
         }
         _ => None,
@@ -384,6 +481,24 @@ async fn worker(
                     ("refresh_token", rt),
                 ])
             }
+            Mode::Revoke => {
+                match revoke_round(args, http, &token_url, &revoke_url, &introspect_url).await {
+                    Ok(None) => tally.latencies.push(started.elapsed()),
+                    Ok(Some(kind)) => {
+                        shared.report(&kind);
+                        tally.error(kind.split(':').next().unwrap_or("").to_owned());
+                    }
+                    Err(e) => {
+                        let kind = e
+                            .downcast_ref::<reqwest::Error>()
+                            .map_or("transport".into(), transport_kind);
+                        shared.report(&format!("revoke round: {e:#}"));
+                        tally.error(kind);
+                    }
+                }
+                tally.slowest = tally.slowest.max(started.elapsed());
+                continue;
+            }
             Mode::Introspect => {
                 let Some(token) = shared.token(args, index)? else {
                     break;
@@ -402,7 +517,9 @@ async fn worker(
             Mode::Get => http.get(&get_url),
             Mode::Mint => bail!("mint is not a load"),
         };
-        match request.send().await {
+        let sent = request.send().await;
+        tally.slowest = tally.slowest.max(started.elapsed());
+        match sent {
             Ok(r) if args.mode == Mode::Verify && r.status() != reqwest::StatusCode::OK => {
                 let challenge = r
                     .headers()
@@ -418,6 +535,7 @@ async fn worker(
                     Mode::Refresh => {
                         let body: Value = r.json().await?;
                         let next = body["refresh_token"].as_str().context("no refresh_token")?;
+                        save_token(saved.as_mut(), next)?;
                         refresh = Some(next.to_owned());
                     }
                     Mode::Introspect => {
@@ -437,21 +555,87 @@ async fn worker(
             Ok(r) => {
                 let status = r.status();
                 let body = r.text().await.unwrap_or_default();
-                if args.mode == Mode::Refresh {
+                if args.mode == Mode::Refresh && !args.retry_status.contains(&status.as_u16()) {
                     // The chain is broken: this worker cannot go on.
                     bail!("refresh failed with {status}: {body}");
                 }
                 shared.report(&format!("{status}: {body}"));
-                tally.error(status.as_u16().to_string());
+                tally.error(status_kind(status, &body));
             }
             Err(e) => {
                 shared.report(&format!("transport: {e}"));
-                tally.error("transport".into());
+                tally.error(transport_kind(&e));
+                if saved.is_some() {
+                    // The server is gone: the fault script restarts it and presents the
+                    // token this worker saved last.
+                    break;
+                }
             }
         }
     }
     tally.ended = Some(Instant::now());
     Ok(tally)
+}
+
+/// One revoke-mode iteration: a client-credentials token, its revocation, and its
+/// introspection. `Some(kind: detail)` names what went wrong.
+async fn revoke_round(
+    args: &Args,
+    http: &reqwest::Client,
+    token_url: &str,
+    revoke_url: &str,
+    introspect_url: &str,
+) -> Result<Option<String>> {
+    let secret = args.client_secret.as_deref();
+    let r = http
+        .post(token_url)
+        .basic_auth(&args.client_id, secret)
+        .form(&args.client_credentials_form())
+        .send()
+        .await?;
+    let status = r.status();
+    let body = r.text().await?;
+    if !status.is_success() {
+        return Ok(Some(format!(
+            "token {}: {body}",
+            status_kind(status, &body)
+        )));
+    }
+    let parsed: Value = serde_json::from_str(&body)?;
+    let token = parsed["access_token"].as_str().context("no access_token")?;
+    let r = http
+        .post(revoke_url)
+        .basic_auth(&args.client_id, secret)
+        .form(&[("token", token)])
+        .send()
+        .await?;
+    let status = r.status();
+    let body = r.text().await?;
+    if !status.is_success() {
+        return Ok(Some(format!(
+            "revoke {}: {body}",
+            status_kind(status, &body)
+        )));
+    }
+    let r = http
+        .post(introspect_url)
+        .basic_auth(&args.client_id, secret)
+        .form(&[("token", token)])
+        .send()
+        .await?;
+    let status = r.status();
+    let body = r.text().await?;
+    if !status.is_success() {
+        return Ok(Some(format!(
+            "introspect {}: {body}",
+            status_kind(status, &body)
+        )));
+    }
+    let parsed: Value = serde_json::from_str(&body)?;
+    if parsed["active"] != false {
+        return Ok(Some(format!("revoked active: {body}")));
+    }
+    Ok(None)
 }
 
 /// Writes `--count` fresh client-credentials tokens to `--out`, one per line.
