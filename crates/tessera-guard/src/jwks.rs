@@ -194,14 +194,8 @@ impl JwksCache {
             .and_then(max_age)
             .unwrap_or(Duration::ZERO)
             .clamp(self.floor, self.ceiling);
-        let body: RawJwks = response.json().await.map_err(|_| FetchError::Body)?;
-        let keys = body
-            .keys
-            .into_iter()
-            .filter_map(|value| serde_json::from_value::<RawJwk>(value).ok())
-            .filter_map(RawJwk::into_key)
-            .map(|(kid, key)| (kid, Arc::new(key)))
-            .collect::<HashMap<_, _>>();
+        let body = response.bytes().await.map_err(|_| FetchError::Body)?;
+        let keys = parse_keys(&body).ok_or(FetchError::Body)?;
         tracing::debug!(keys = keys.len(), ?max_age, "JWKS fetched");
         Ok(KeySet {
             keys,
@@ -239,6 +233,32 @@ enum FetchError {
     Status(u16),
     #[error("JWKS body is not a JWK Set")]
     Body,
+}
+
+/// The usable keys of a JWK Set document by `kid`; `None` if the body is not a JWK Set.
+fn parse_keys(body: &[u8]) -> Option<HashMap<String, Arc<VerifyKey>>> {
+    let set: RawJwks = serde_json::from_slice(body).ok()?;
+    Some(
+        set.keys
+            .into_iter()
+            .filter_map(|value| serde_json::from_value::<RawJwk>(value).ok())
+            .filter_map(RawJwk::into_key)
+            .map(|(kid, key)| (kid, Arc::new(key)))
+            .collect(),
+    )
+}
+
+/// The `kid` and pinned algorithm (`"RS256"`, ...) of every key the guard would use from a
+/// JWK Set document, parsed as a fetched one is; `None` if the body is not a JWK Set. It
+/// exists for the fuzz targets (`fuzz/`): the guard itself only uses keys it fetched.
+#[doc(hidden)]
+pub fn usable_keys(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let keys = parse_keys(body)?;
+    Some(
+        keys.into_iter()
+            .map(|(kid, key)| (kid, format!("{:?}", key.alg)))
+            .collect(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -304,5 +324,22 @@ mod tests {
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
         assert_eq!(max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn keys_that_cannot_be_used_are_skipped_and_a_non_set_is_refused() {
+        let doc = br#"{"keys":[
+            {"kty":"RSA","kid":"a","alg":"RS256","use":"sig","n":"AQAB","e":"AQAB"},
+            {"kty":"RSA","kid":"no-alg","n":"AQAB","e":"AQAB"},
+            {"kty":"RSA","kid":"enc","alg":"RS256","use":"enc","n":"AQAB","e":"AQAB"},
+            {"kty":"oct","kid":"hmac","alg":"HS256","k":"AQAB"},
+            "not a key"
+        ]}"#;
+        assert_eq!(
+            usable_keys(doc),
+            Some(vec![("a".to_owned(), "RS256".to_owned())])
+        );
+        assert_eq!(usable_keys(b"{}"), None);
+        assert_eq!(usable_keys(b"not json"), None);
     }
 }
