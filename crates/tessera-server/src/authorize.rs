@@ -220,8 +220,16 @@ pub(crate) fn authorize_error(state: &AppState, error: AuthorizeError) -> Respon
     }
 }
 
+/// The error page of an internal failure: 503 when it is transient (the database cannot be
+/// reached, as `temporarily_unavailable` is on the JSON endpoints), 500 otherwise.
 pub(crate) fn server_error_page(e: &tessera_core::OAuthError) -> Response {
     log_internal(e);
+    if let tessera_core::OAuthError::TemporarilyUnavailable(_) = e {
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is temporarily unavailable. Try again later.",
+        );
+    }
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "The server could not complete the request. Try again later.",

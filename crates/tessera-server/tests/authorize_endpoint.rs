@@ -458,3 +458,18 @@ async fn discovery_metadata_and_jwks() {
         "RSA-2048"
     );
 }
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_gives_a_503_page_not_a_500() {
+    let server = TestServer::start().await;
+    server.store.close().await;
+    let response = http()
+        .get(authorize_url(&server, &valid_query("spa")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("temporarily unavailable"), "{page}");
+    assert!(!page.contains("sqlx") && !page.contains("pool"), "{page}");
+}
