@@ -179,16 +179,31 @@ impl SqliteStore {
     }
 }
 
-/// Maps a sqlx error: unique-constraint violations are conflicts, connection trouble is
-/// unavailability, anything else a backend failure.
+/// Maps a sqlx error: unique-constraint violations are conflicts, transient trouble (see
+/// [`is_transient`]) is unavailability, anything else a backend failure.
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        // Transient: the caller answers 503 and readiness reports it.
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(Box::new(e))
-        }
+        _ if is_transient(&e) => StoreError::Unavailable(Box::new(e)),
         _ => StoreError::backend(e),
+    }
+}
+
+/// `SQLITE_FULL`, the primary result code of a write the disk (or `max_page_count`) has no
+/// room for.
+const SQLITE_FULL: i32 = 13;
+
+/// Whether an error is transient, so that the caller answers 503 and may retry: connection
+/// trouble, and a full disk (`SQLITE_FULL`, extended codes included), which SQLite rolls
+/// back cleanly and which ends when space comes back.
+pub(super) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_FULL),
+        _ => false,
     }
 }
 

@@ -552,3 +552,39 @@ async fn a_queued_write_survives_its_caller() {
             .is_some()
     );
 }
+
+/// A write the database has no room for (`SQLITE_FULL`, here through `max_page_count`, as on
+/// a full disk) is unavailability (503), not a backend failure (500), even though SQLite's
+/// own rollback of the whole transaction then fails the batch's COMMIT; nothing of it stays,
+/// and the writer goes on.
+#[tokio::test]
+async fn a_full_database_is_unavailable_not_a_failure() {
+    let (_dir, store) = open().await;
+    let answer = store
+        .write(|conn| {
+            Box::pin(async move {
+                // SQLite never sets the limit below the pages in use: this is "no more".
+                sqlx::query("PRAGMA max_page_count = 1")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(super::map_err)?;
+                sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, roles, disabled, \
+                     created_at) VALUES ('big', 'big', ?, '[]', 0, 0)",
+                )
+                .bind("x".repeat(1 << 20))
+                .execute(&mut *conn)
+                .await
+                .map_err(super::map_err)?;
+                Ok(())
+            })
+        })
+        .await;
+    assert!(
+        matches!(answer, Err(StoreError::Unavailable(_))),
+        "{answer:?}"
+    );
+    assert!(UserStore::find(&store, "big").await.unwrap().is_none());
+    // The limit lived on the writer's connection, which the failed batch closed.
+    UserStore::create(&store, &user("after")).await.unwrap();
+}

@@ -40,6 +40,8 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// failed (rolled back), and how to answer its caller once the batch's fate is known.
 struct Ran {
     ok: bool,
+    /// It failed for a transient reason (a full disk): a batch failure after it is one too.
+    transient: bool,
     answer: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
 }
 
@@ -105,6 +107,7 @@ impl Writer {
                 };
                 Ran {
                     ok: matches!(result, Some(Ok(_))),
+                    transient: matches!(result, Some(Err(StoreError::Unavailable(_)))),
                     answer: Box::new(move |batch| {
                         let answer = match (batch, result) {
                             (Err(e), _) => Err(e),
@@ -193,7 +196,7 @@ async fn run_batch(pool: &SqlitePool, jobs: impl ExactSizeIterator<Item = Job>, 
         // Ending a savepoint fails when SQLite rolled the whole transaction back on its own
         // (a full disk, an I/O error): the jobs before this one are gone too.
         if let Err(e) = step {
-            let failed = BatchFailed::new("a savepoint", e);
+            let failed = BatchFailed::new("a savepoint", e).after(&ran);
             fail(std::iter::once(job), &failed).await;
             failure = Some(failed);
             break;
@@ -209,7 +212,7 @@ async fn run_batch(pool: &SqlitePool, jobs: impl ExactSizeIterator<Item = Job>, 
             _ => exec(&mut conn, "COMMIT").await,
         }
         .err()
-        .map(|e| BatchFailed::new("COMMIT", e)),
+        .map(|e| BatchFailed::new("COMMIT", e).after(&ran)),
         failure => failure,
     };
     let Some(failure) = failure else {
@@ -276,6 +279,9 @@ async fn exec_raw(conn: &mut PoolConnection<Sqlite>, sql: &'static str) -> Resul
 struct BatchFailed {
     stage: &'static str,
     error: Arc<sqlx::Error>,
+    /// A job before it failed transiently: SQLite rolls the whole transaction back after
+    /// `SQLITE_FULL`, so the next savepoint or the COMMIT fails only as a consequence.
+    after_transient: bool,
 }
 
 impl BatchFailed {
@@ -283,16 +289,23 @@ impl BatchFailed {
         Self {
             stage,
             error: Arc::new(error),
+            after_transient: false,
         }
     }
 
-    /// Connection trouble is transient (the caller answers 503); anything else a failure.
+    /// Marks the failure transient if a job of the batch failed transiently.
+    fn after(mut self, ran: &[Ran]) -> Self {
+        self.after_transient = ran.iter().any(|r| r.transient);
+        self
+    }
+
+    /// Transient trouble (connection, full disk) is unavailability (the caller answers
+    /// 503); anything else a failure.
     fn to_store(&self) -> StoreError {
-        match *self.error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(Box::new(self.clone()))
-            }
-            _ => StoreError::Backend(Box::new(self.clone())),
+        if self.after_transient || super::is_transient(&self.error) {
+            StoreError::Unavailable(Box::new(self.clone()))
+        } else {
+            StoreError::Backend(Box::new(self.clone()))
         }
     }
 }
