@@ -446,11 +446,13 @@ async fn worker(
                             "authorize {}",
                             refusal.split(':').next().unwrap_or("")
                         ));
+                        tally.slowest = tally.slowest.max(started.elapsed());
                         continue;
                     }
                     Err(e) => {
                         shared.report(&format!("authorize: {e}"));
                         tally.error("authorize transport".into());
+                        tally.slowest = tally.slowest.max(started.elapsed());
                         continue;
                     }
                 };
@@ -471,6 +473,7 @@ async fn worker(
                         tally.error("exchange transport".into());
                     }
                 }
+                tally.slowest = tally.slowest.max(started.elapsed());
                 continue;
             }
             Mode::Refresh => {
