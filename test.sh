@@ -2,8 +2,9 @@
 # Runs every check CI runs, in order: formatting, lints, the Rust test suite (unit,
 # integration, and the `oauth2`/`jsonwebtoken` interop tests), the Python interop
 # check (authlib + PyJWT against a real `tessera serve`), and the real-browser check of the
-# sign-in pages (tests/browser: Debian chromium driven by playwright-core), and a smoke run of
-# the benchmark harness (bench/run.sh --smoke). Installs what it needs.
+# sign-in pages (tests/browser: Debian chromium driven by playwright-core), a smoke run of
+# the benchmark harness (bench/run.sh --smoke), the fault-injection scripts (tests/faults/run.sh)
+# and a one-minute soak (bench/soak.sh 1). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -58,3 +59,9 @@ bash tests/browser/run.sh target/debug/tessera
 
 step "Benchmark harness smoke run (bench/run.sh --smoke: every scenario ~1 s on the debug binaries, zero errors, no timing checked)"
 bash bench/run.sh --smoke --no-build
+
+step "Fault injection (tests/faults/run.sh: kill -9, PostgreSQL and Redis outages, disk full, on the debug binaries)"
+bash tests/faults/run.sh
+
+step "Soak, short form (bench/soak.sh 1 on the debug binaries: zero failed requests, flat memory)"
+bash bench/soak.sh 1 --debug --no-build
