@@ -21,7 +21,7 @@ MAX_MS="${MAX_MS:-10000}"
 PY="$(venv_python)"
 need_command sqlite3 sqlite3
 
-WORK="$(new_tmp)"
+new_tmp WORK
 MNT="$WORK/data"
 mkdir "$MNT"
 if mount -t tmpfs -o "size=$SIZE" tmpfs "$MNT" 2>/dev/null; then

@@ -23,7 +23,7 @@ ROUNDS="${ROUNDS:-3}"
 PY="$(venv_python)"
 need_command sqlite3 sqlite3
 
-DATA="$(new_tmp)"
+new_tmp DATA
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 ENV=(TESSERA_REFRESH_GRACE="$GRACE")

@@ -88,12 +88,13 @@ faults_cleanup() {
 }
 trap faults_cleanup EXIT
 
-# A temporary directory removed on exit (kept with KEEP_FAULTS_TMP=1).
+# new_tmp VAR: a temporary directory in VAR, removed on exit (kept with KEEP_FAULTS_TMP=1).
+# Not `$(new_tmp)`: the cleanup list lives in this shell.
 new_tmp() {
     local d
     d="$(mktemp -d "${TMPDIR:-/tmp}/tessera-faults.XXXXXX")"
     TMP_DIRS+=("$d")
-    echo "$d"
+    printf -v "$1" '%s' "$d"
 }
 
 free_port() {

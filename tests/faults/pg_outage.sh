@@ -24,7 +24,7 @@ MAX_MS="${MAX_MS:-10000}"
 PY="$(venv_python)"
 
 pg_database
-DATA="$(new_tmp)"
+new_tmp DATA
 PORT="$(free_port)"
 PROXY_PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"

@@ -20,7 +20,7 @@ need_command redis-server redis-server
 command -v redis-cli >/dev/null || fail "redis-cli missing"
 
 pg_database
-DATA="$(new_tmp)"
+new_tmp DATA
 REDIS_PORT="$(free_port)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     >"$DATA/redis.log" 2>&1 &
