@@ -197,29 +197,41 @@ impl RefreshStore for PostgresStore {
         access: &IssuedAccessToken,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
+        // One statement, so one round trip and its own transaction: the same steps as
+        // `supersede` (lock the live family FOR SHARE, compare-and-set the token row, store
+        // the successor and the access token record), each feeding the next through
+        // RETURNING. Concurrent rotations of `old` queue on its row lock and the losers,
+        // re-reading it, find it rotated and insert nothing.
         retry(|| async {
-            let mut tx = self.pool.begin().await?;
-            let Some(family_id) = lock_live_family(&mut tx, old).await? else {
-                return Ok(false);
-            };
-            // The compare-and-set: concurrent rotations of `old` queue on its row lock and
-            // the losers find it rotated.
-            let done = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $1, successor_hash = $2 \
-                 WHERE token_hash = $3 AND rotated_at IS NULL",
+            let rotated: Option<String> = sqlx::query_scalar(
+                "WITH family AS ( \
+                   SELECT f.id FROM refresh_families f \
+                   JOIN refresh_tokens t ON t.family_id = f.id \
+                   WHERE t.token_hash = $3 AND f.revoked_at IS NULL FOR SHARE OF f \
+                 ), old AS ( \
+                   UPDATE refresh_tokens SET rotated_at = $1, successor_hash = $2 \
+                   WHERE token_hash = $3 AND rotated_at IS NULL \
+                   AND family_id = (SELECT id FROM family) \
+                   RETURNING family_id \
+                 ), successor AS ( \
+                   INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
+                   SELECT $2, family_id, $4, $5 FROM old \
+                 ), access AS ( \
+                   INSERT INTO family_access_tokens (jti, family_id, expires_at) \
+                   SELECT $6, family_id, $7 FROM old \
+                 ) \
+                 SELECT family_id FROM old",
             )
             .bind(now.0)
             .bind(new.token_hash.0.to_vec())
             .bind(old.0.to_vec())
-            .execute(&mut *tx)
+            .bind(new.issued_at.0)
+            .bind(new.expires_at.0)
+            .bind(&access.jti)
+            .bind(access.expires_at.0)
+            .fetch_optional(&self.pool)
             .await?;
-            if done.rows_affected() != 1 {
-                return Ok(false);
-            }
-            insert_token(&mut tx, &family_id, new).await?;
-            record_access(&mut tx, &family_id, access).await?;
-            tx.commit().await?;
-            Ok(true)
+            Ok(rotated.is_some())
         })
         .await
     }

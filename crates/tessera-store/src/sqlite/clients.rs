@@ -13,7 +13,7 @@ use tessera_core::time::UnixTime;
 
 use crate::codec::{ttl_from, ttl_to};
 
-use super::{SqliteStore, from_json, hash_from, map_err, to_json};
+use super::{SqliteStore, from_json, hash_from, map_err, to_json, v};
 
 fn row_to_client(row: &SqliteRow) -> Result<Client, StoreError> {
     let get = |e: sqlx::Error| StoreError::backend(e);
@@ -52,23 +52,23 @@ impl ClientStore for SqliteStore {
             .map(|g| g.as_str().to_owned())
             .collect();
         self.execute(
-            sqlx::query(
-                "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, \
-                 audiences, access_token_ttl, refresh_token_ttl, first_party, \
-                 post_logout_redirect_uris, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&c.id)
-            .bind(&c.name)
-            .bind(c.secret_hash.map(|h| h.0.to_vec()))
-            .bind(to_json(&c.redirect_uris))
-            .bind(to_json(&grants))
-            .bind(c.scopes.to_string())
-            .bind(to_json(&c.audiences))
-            .bind(ttl_to(c.access_token_ttl))
-            .bind(ttl_to(c.refresh_token_ttl))
-            .bind(c.first_party)
-            .bind(to_json(&c.post_logout_redirect_uris))
-            .bind(c.created_at.0),
+            "INSERT INTO clients (id, name, secret_hash, redirect_uris, grant_types, scopes, \
+             audiences, access_token_ttl, refresh_token_ttl, first_party, \
+             post_logout_redirect_uris, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                v(c.id.clone()),
+                v(c.name.clone()),
+                v(c.secret_hash.map(|h| h.0.to_vec())),
+                v(to_json(&c.redirect_uris)),
+                v(to_json(&grants)),
+                v(c.scopes.to_string()),
+                v(to_json(&c.audiences)),
+                v(ttl_to(c.access_token_ttl)),
+                v(ttl_to(c.refresh_token_ttl)),
+                v(c.first_party),
+                v(to_json(&c.post_logout_redirect_uris)),
+                v(c.created_at.0),
+            ],
         )
         .await?;
         Ok(())
@@ -106,12 +106,11 @@ impl ClientStore for SqliteStore {
     async fn set_secret(&self, id: &str, secret: SecretHash) -> Result<bool, StoreError> {
         let done = self
             .execute(
-                sqlx::query("UPDATE clients SET secret_hash = ? WHERE id = ?")
-                    .bind(secret.0.to_vec())
-                    .bind(id),
+                "UPDATE clients SET secret_hash = ? WHERE id = ?",
+                vec![v(secret.0.to_vec()), v(id.to_owned())],
             )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn set_token_lifetimes(
@@ -122,32 +121,31 @@ impl ClientStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let done = self
             .execute(
-                sqlx::query(
-                    "UPDATE clients SET access_token_ttl = ?, refresh_token_ttl = ? WHERE id = ?",
-                )
-                .bind(ttl_to(access_token_ttl))
-                .bind(ttl_to(refresh_token_ttl))
-                .bind(id),
+                "UPDATE clients SET access_token_ttl = ?, refresh_token_ttl = ? WHERE id = ?",
+                vec![
+                    v(ttl_to(access_token_ttl)),
+                    v(ttl_to(refresh_token_ttl)),
+                    v(id.to_owned()),
+                ],
             )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn set_first_party(&self, id: &str, first_party: bool) -> Result<bool, StoreError> {
         let done = self
             .execute(
-                sqlx::query("UPDATE clients SET first_party = ? WHERE id = ?")
-                    .bind(first_party)
-                    .bind(id),
+                "UPDATE clients SET first_party = ? WHERE id = ?",
+                vec![v(first_party), v(id.to_owned())],
             )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let done = self
-            .execute(sqlx::query("DELETE FROM clients WHERE id = ?").bind(id))
+            .execute("DELETE FROM clients WHERE id = ?", vec![v(id.to_owned())])
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 }

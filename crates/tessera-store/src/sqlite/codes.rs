@@ -1,6 +1,7 @@
 //! `CodeStore` on SQLite.
 
 use async_trait::async_trait;
+use rusqlite::params;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use tessera_core::StoreError;
@@ -11,7 +12,7 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
 
-use super::{SqliteStore, hash_from, map_err, refresh};
+use super::{SqliteStore, hash_from, map_err, map_write_err, refresh, v};
 
 fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
     let get = |e: sqlx::Error| StoreError::backend(e);
@@ -39,23 +40,23 @@ fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
 impl CodeStore for SqliteStore {
     async fn insert(&self, r: &CodeRecord) -> Result<(), StoreError> {
         self.execute(
-            sqlx::query(
-                "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
-                 redirect_uri_explicit, code_challenge, scope, resource, auth_time, expires_at, \
-                 used_at, family_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(r.code_hash.0.to_vec())
-            .bind(&r.client_id)
-            .bind(&r.user_id)
-            .bind(&r.redirect_uri)
-            .bind(r.redirect_uri_explicit)
-            .bind(r.challenge.as_str())
-            .bind(r.scope.to_string())
-            .bind(&r.resource)
-            .bind(r.auth_time.0)
-            .bind(r.expires_at.0)
-            .bind(r.used_at.map(|t| t.0))
-            .bind(&r.family_id),
+            "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
+             redirect_uri_explicit, code_challenge, scope, resource, auth_time, expires_at, \
+             used_at, family_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                v(r.code_hash.0.to_vec()),
+                v(r.client_id.clone()),
+                v(r.user_id.clone()),
+                v(r.redirect_uri.clone()),
+                v(r.redirect_uri_explicit),
+                v(r.challenge.as_str().to_owned()),
+                v(r.scope.to_string()),
+                v(r.resource.clone()),
+                v(r.auth_time.0),
+                v(r.expires_at.0),
+                v(r.used_at.map(|t| t.0)),
+                v(r.family_id.clone()),
+            ],
         )
         .await?;
         Ok(())
@@ -87,23 +88,18 @@ impl CodeStore for SqliteStore {
         // to used, and only that caller stores the grant.
         let (code_hash, grant) = (*code_hash, grant.clone());
         self.write(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query(
+            let done = conn
+                .prepare_cached(
                     "UPDATE authorization_codes SET used_at = ?, family_id = ? \
                      WHERE code_hash = ? AND used_at IS NULL",
                 )
-                .bind(now.0)
-                .bind(&grant.family.id)
-                .bind(code_hash.0.to_vec())
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                refresh::insert_grant(conn, &grant).await?;
-                Ok(true)
-            })
+                .and_then(|mut s| s.execute(params![now.0, grant.family.id, code_hash.0]))
+                .map_err(map_write_err)?;
+            if done != 1 {
+                return Ok(false);
+            }
+            refresh::insert_grant(conn, &grant)?;
+            Ok(true)
         })
         .await
     }

@@ -8,7 +8,7 @@ use tessera_core::time::UnixTime;
 
 use crate::codec::scope_from;
 
-use super::{SqliteStore, map_err};
+use super::{SqliteStore, map_err, v};
 
 #[async_trait]
 impl ConsentStore for SqliteStore {
@@ -38,15 +38,15 @@ impl ConsentStore for SqliteStore {
     async fn save_consent(&self, c: &Consent) -> Result<(), StoreError> {
         // One statement: the row is inserted or replaced whole, never half-written.
         self.execute(
-            sqlx::query(
-                "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (user_id, client_id) \
-                 DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
-            )
-            .bind(&c.user_id)
-            .bind(&c.client_id)
-            .bind(c.scopes.to_string())
-            .bind(c.granted_at.0),
+            "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, client_id) \
+             DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            vec![
+                v(c.user_id.clone()),
+                v(c.client_id.clone()),
+                v(c.scopes.to_string()),
+                v(c.granted_at.0),
+            ],
         )
         .await?;
         Ok(())
@@ -57,16 +57,11 @@ impl ConsentStore for SqliteStore {
         user_id: &str,
         client_id: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let done = self
-            .execute(
-                sqlx::query(
-                    "DELETE FROM consents WHERE user_id = ? AND (? IS NULL OR client_id = ?)",
-                )
-                .bind(user_id)
-                .bind(client_id)
-                .bind(client_id),
-            )
-            .await?;
-        Ok(done.rows_affected())
+        let client_id = client_id.map(str::to_owned);
+        self.execute(
+            "DELETE FROM consents WHERE user_id = ?1 AND (?2 IS NULL OR client_id = ?2)",
+            vec![v(user_id.to_owned()), v(client_id)],
+        )
+        .await
     }
 }

@@ -1,12 +1,11 @@
 //! `Janitor` on SQLite: batched deletes through the writer task.
 
 use async_trait::async_trait;
-use sqlx::SqlSafeStr;
 use tessera_core::StoreError;
 use tessera_core::janitor::{Janitor, Purged};
 use tessera_core::time::UnixTime;
 
-use super::SqliteStore;
+use super::{SqliteStore, v};
 
 /// One `DELETE` per kind, each removing at most `batch` rows (by rowid) that are dead at
 /// `now`; run until a batch comes back short. Expired tokens and access token records go
@@ -44,14 +43,10 @@ impl Janitor for SqliteStore {
                 // Each batch is its own short write on the writer task, so token traffic
                 // interleaves with a large purge.
                 let done = self
-                    .execute(
-                        sqlx::query(sql.into_sql_str())
-                            .bind(now.0)
-                            .bind(i64::from(batch.max(1))),
-                    )
+                    .execute(sql, vec![v(now.0), v(i64::from(batch.max(1)))])
                     .await?;
-                *count += done.rows_affected();
-                if done.rows_affected() < u64::from(batch.max(1)) {
+                *count += done;
+                if done < u64::from(batch.max(1)) {
                     break;
                 }
             }

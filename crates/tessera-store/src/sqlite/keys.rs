@@ -7,25 +7,27 @@ use tessera_core::key_schedule::KeySchedule;
 use tessera_core::keys::{KeyStore, StoredKey};
 use tessera_core::time::UnixTime;
 
-use super::{SqliteStore, map_err};
+use super::{SqliteStore, map_err, run, v};
 
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn insert(&self, k: &StoredKey) -> Result<(), StoreError> {
         let public = serde_json::to_string(&k.public).map_err(StoreError::backend)?;
         let s = &k.schedule;
-        self.execute(sqlx::query(
+        self.execute(
             "INSERT INTO signing_keys (kid, generation, public_jwk, sealed_private, created_at, \
              activates_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                v(s.kid.clone()),
+                v(s.generation),
+                v(public),
+                v(k.sealed_private.clone()),
+                v(s.created_at.0),
+                v(s.activates_at.0),
+                v(s.revoked_at.map(|t| t.0)),
+            ],
         )
-        .bind(&s.kid)
-        .bind(s.generation)
-        .bind(public)
-        .bind(&k.sealed_private)
-        .bind(s.created_at.0)
-        .bind(s.activates_at.0)
-        .bind(s.revoked_at.map(|t| t.0))
-        ).await?;
+        .await?;
         Ok(())
     }
 
@@ -61,43 +63,39 @@ impl KeyStore for SqliteStore {
 
     async fn delete(&self, kid: &str) -> Result<bool, StoreError> {
         let done = self
-            .execute(sqlx::query("DELETE FROM signing_keys WHERE kid = ?").bind(kid))
+            .execute(
+                "DELETE FROM signing_keys WHERE kid = ?",
+                vec![v(kid.to_owned())],
+            )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn revoke(&self, kid: &str, at: UnixTime) -> Result<bool, StoreError> {
         let done = self
             .execute(
-                sqlx::query(
-                    "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
-                )
-                .bind(at.0)
-                .bind(kid),
+                "UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL",
+                vec![v(at.0), v(kid.to_owned())],
             )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn reseal(&self, sealed: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let sealed = sealed.to_vec();
         // All or nothing: an error rolls back every key resealed before it.
         self.write(move |conn| {
-            Box::pin(async move {
-                for (kid, bytes) in &sealed {
-                    let done =
-                        sqlx::query("UPDATE signing_keys SET sealed_private = ? WHERE kid = ?")
-                            .bind(bytes)
-                            .bind(kid)
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(map_err)?;
-                    if done.rows_affected() != 1 {
-                        return Err(StoreError::Backend("a key vanished during reseal".into()));
-                    }
+            for (kid, bytes) in sealed {
+                let done = run(
+                    conn,
+                    "UPDATE signing_keys SET sealed_private = ? WHERE kid = ?",
+                    vec![v(bytes), v(kid)],
+                )?;
+                if done != 1 {
+                    return Err(StoreError::Backend("a key vanished during reseal".into()));
                 }
-                Ok(())
-            })
+            }
+            Ok(())
         })
         .await
     }

@@ -22,13 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
+use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
-use sqlx::query::Query;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
-};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tessera_core::keys::KeyRing;
 use tessera_core::random::SecureRandom;
 use tessera_core::time::Clock;
@@ -37,7 +34,7 @@ use tessera_core::{Ports, StoreError};
 use crate::codec::{from_json, hash_from, to_json};
 use crate::{Database, PoolSettings, schema};
 
-use self::writer::{BoxFuture, Writer};
+use self::writer::Writer;
 
 /// The SQLite migrations, embedded in the binary.
 fn migrator() -> Migrator {
@@ -65,14 +62,17 @@ fn migrator() -> Migrator {
     ])
 }
 
+/// How long a write waits for another process's write lock (the CLI's) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Every store port on one SQLite database.
 ///
-/// Reads go through a pool of connections; every write is a job for one writer task that
-/// owns the one write connection. SQLite admits one writer at a time anyway: queueing
-/// writers in process instead of in SQLite's busy handler (which sleeps and retries) keeps
-/// write latency flat under contention, and the task commits what is queued together (group
-/// commit, see `sqlite/writer.rs`): one fsync for many writes, each still atomic, isolated and
-/// durable before its caller hears of it. Other processes (the CLI) still coordinate with
+/// Reads go through a pool of sqlx connections; every write is a job for one writer thread
+/// that owns the one write connection (rusqlite, see `sqlite/writer.rs`). SQLite admits one
+/// writer at a time anyway: queueing writers in process instead of in SQLite's busy handler
+/// (which sleeps and retries) keeps write latency flat under contention, and the thread
+/// commits what is queued together (group commit): one fsync for many writes, each still
+/// atomic, isolated and durable before its caller hears of it. Other processes (the CLI) still coordinate with
 /// the server through SQLite's locks and the busy timeout.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -89,7 +89,7 @@ impl SqliteStore {
     }
 
     /// Like [`open`](Self::open), with `settings.max_connections` readers (the one writer
-    /// comes on top) and `settings.acquire_timeout` for readers and writers alike.
+    /// comes on top) and `settings.acquire_timeout` for the readers.
     pub async fn open_with(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreError::backend)?
@@ -102,29 +102,32 @@ impl SqliteStore {
             // write is durable when its caller hears of it (group commit shares that sync
             // between the writes of a batch; it never skips it).
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        let writer = SqlitePoolOptions::new()
+            .busy_timeout(BUSY_TIMEOUT);
+        // Migrations run through sqlx on a connection of their own, closed before the
+        // writer thread opens its connection.
+        let migrating = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
-            // The writer task is this pool's only user; a ping per batch would be waste.
-            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
-        if let Err(e) = migrator().run(&writer).await {
-            writer.close().await;
+        let migrated = migrator().run(&migrating).await;
+        migrating.close().await;
+        if let Err(e) = migrated {
             return Err(schema::migrate_err(e, map_err));
         }
+        let path = options.get_filename().to_owned();
+        let open = move || open_writer(&path);
+        let conn = open().map_err(map_write_err)?;
+        let writer =
+            Writer::start(conn, Box::new(open)).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(Self {
-            pool,
-            writer: Writer::start(writer),
-        })
+        Ok(Self { pool, writer })
     }
 
     /// Whether the database answers (for readiness probes).
@@ -152,30 +155,68 @@ impl SqliteStore {
     /// an error; the answer comes once the COMMIT containing it has returned. The batch
     /// holds SQLite's write lock (`BEGIN IMMEDIATE`) and runs its jobs one at a time, so a
     /// job's first conditional UPDATE is a compare-and-set no other writer can interleave
-    /// with. `work` must not open or end transactions itself.
+    /// with. `work` runs on the writer thread: it must only run statements, and must not
+    /// open or end transactions itself.
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.writer.write(work).await
     }
 
-    /// One statement as a write (see [`write`](Self::write)).
-    async fn execute(
-        &self,
-        query: Query<'static, Sqlite, SqliteArguments>,
-    ) -> Result<SqliteQueryResult, StoreError> {
-        self.write(move |conn| Box::pin(async move { query.execute(conn).await.map_err(map_err) }))
-            .await
+    /// One statement as a write (see [`write`](Self::write)); the number of rows it changed.
+    async fn execute(&self, sql: &'static str, params: Vec<Value>) -> Result<u64, StoreError> {
+        self.write(move |conn| run(conn, sql, params)).await
     }
 
-    /// Closes the pools, waiting for connections to finish.
+    /// Closes the pool and the writer, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Opens the writer thread's connection with the pool's settings: WAL, `synchronous=FULL`
+/// (SQLite's default, spelled out: in WAL mode every COMMIT syncs the log, so a write is
+/// durable when its caller hears of it; group commit shares that sync between the writes
+/// of a batch, it never skips it), foreign keys, and a busy timeout for the CLI's writes.
+fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    conn.pragma_update(None, "synchronous", "full")?;
+    conn.pragma_update(None, "foreign_keys", "on")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// `sql` with `params` on the writer connection; the number of rows it changed.
+fn run(conn: &rusqlite::Connection, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(map_write_err)?;
+    let changed = statement
+        .execute(rusqlite::params_from_iter(params))
+        .map_err(map_write_err)?;
+    Ok(changed as u64)
+}
+
+/// A statement parameter.
+fn v(value: impl Into<Value>) -> Value {
+    value.into()
+}
+
+/// Maps an error of the writer connection like [`map_err`] maps sqlx's.
+fn map_write_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    match &e {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                || failure.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict
+        }
+        _ if writer::is_transient(&e) => StoreError::Unavailable(Box::new(e)),
+        _ => StoreError::backend(e),
     }
 }
 

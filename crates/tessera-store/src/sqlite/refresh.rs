@@ -10,8 +10,9 @@
 //! `latest_seq` would run ahead of the last entry (the ON CONFLICT stays as a safety net).
 
 use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 use tessera_core::StoreError;
 use tessera_core::refresh_family::{
     Family, IssuedAccessToken, NewGrant, NewRefreshToken, RefreshStore, RefreshToken,
@@ -21,80 +22,74 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
 
-use super::{SqliteStore, hash_from, map_err};
+use super::{SqliteStore, hash_from, map_err, map_write_err, run, v};
 
 /// Stores a new family, its first refresh token and its first access token record, inside
 /// the caller's write (the code redemption).
-pub(super) async fn insert_grant(
-    conn: &mut SqliteConnection,
-    grant: &NewGrant,
-) -> Result<(), StoreError> {
+pub(super) fn insert_grant(conn: &Connection, grant: &NewGrant) -> Result<(), StoreError> {
     let f = &grant.family;
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO refresh_families (id, client_id, user_id, scope, audience, auth_time, \
          created_at, absolute_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(&f.id)
-    .bind(&f.client_id)
-    .bind(&f.user_id)
-    .bind(f.scope.to_string())
-    .bind(&f.audience)
-    .bind(f.auth_time.0)
-    .bind(f.created_at.0)
-    .bind(f.absolute_expires_at.0)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    .and_then(|mut s| {
+        s.execute(params![
+            f.id,
+            f.client_id,
+            f.user_id,
+            f.scope.to_string(),
+            f.audience,
+            f.auth_time.0,
+            f.created_at.0,
+            f.absolute_expires_at.0,
+        ])
+    })
+    .map_err(map_write_err)?;
     if let Some(r) = &grant.refresh {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(r.token_hash.0.to_vec())
-        .bind(&f.id)
-        .bind(r.issued_at.0)
-        .bind(r.expires_at.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        insert_token(conn, &f.id, r)?;
     }
-    record_access(conn, &f.id, &grant.access).await
+    record_access(conn, &f.id, &grant.access)
 }
 
-async fn record_access(
-    conn: &mut SqliteConnection,
+fn insert_token(conn: &Connection, family_id: &str, r: &NewRefreshToken) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
+         VALUES (?, ?, ?, ?)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            r.token_hash.0,
+            family_id,
+            r.issued_at.0,
+            r.expires_at.0
+        ])
+    })
+    .map_err(map_write_err)?;
+    Ok(())
+}
+
+fn record_access(
+    conn: &Connection,
     family_id: &str,
     access: &IssuedAccessToken,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO family_access_tokens (jti, family_id, expires_at) VALUES (?, ?, ?)")
-        .bind(&access.jti)
-        .bind(family_id)
-        .bind(access.expires_at.0)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    conn.prepare_cached(
+        "INSERT INTO family_access_tokens (jti, family_id, expires_at) VALUES (?, ?, ?)",
+    )
+    .and_then(|mut s| s.execute(params![access.jti, family_id, access.expires_at.0]))
+    .map_err(map_write_err)?;
     Ok(())
 }
 
 /// Stores `new` in `family_id`, with the access token record.
-async fn insert_successor(
-    conn: &mut SqliteConnection,
+fn insert_successor(
+    conn: &Connection,
     family_id: &str,
     new: &NewRefreshToken,
     access: &IssuedAccessToken,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
-         VALUES (?, ?, ?, ?)",
-    )
-    .bind(new.token_hash.0.to_vec())
-    .bind(family_id)
-    .bind(new.issued_at.0)
-    .bind(new.expires_at.0)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    record_access(conn, family_id, access).await
+    insert_token(conn, family_id, new)?;
+    record_access(conn, family_id, access)
 }
 
 fn row_to_pair(row: &SqliteRow) -> Result<(RefreshToken, Family), StoreError> {
@@ -168,25 +163,23 @@ impl RefreshStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (old, new, access) = (*old, new.clone(), access.clone());
         self.write(move |conn| {
-            Box::pin(async move {
-                let family_id: Option<String> = sqlx::query_scalar(
+            let family_id: Option<String> = conn
+                .prepare_cached(
                     "UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ? \
                      WHERE token_hash = ? AND rotated_at IS NULL AND family_id IN \
                      (SELECT id FROM refresh_families WHERE revoked_at IS NULL) \
                      RETURNING family_id",
                 )
-                .bind(now.0)
-                .bind(new.token_hash.0.to_vec())
-                .bind(old.0.to_vec())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                let Some(family_id) = family_id else {
-                    return Ok(false);
-                };
-                insert_successor(conn, &family_id, &new, &access).await?;
-                Ok(true)
-            })
+                .and_then(|mut s| {
+                    s.query_row(params![now.0, new.token_hash.0, old.0], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(map_write_err)?;
+            let Some(family_id) = family_id else {
+                return Ok(false);
+            };
+            insert_successor(conn, &family_id, &new, &access)?;
+            Ok(true)
         })
         .await
     }
@@ -201,9 +194,9 @@ impl RefreshStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (old, stale, new, access) = (*old, *stale, new.clone(), access.clone());
         self.write(move |conn| {
-            Box::pin(async move {
-                // `stale` is `old`'s successor, so the family is the same.
-                let family_id: Option<String> = sqlx::query_scalar(
+            // `stale` is `old`'s successor, so the family is the same.
+            let family_id: Option<String> = conn
+                .prepare_cached(
                     "UPDATE refresh_tokens SET rotated_at = ? \
                      WHERE token_hash = ? AND rotated_at IS NULL \
                      AND token_hash = \
@@ -211,24 +204,21 @@ impl RefreshStore for SqliteStore {
                      AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL) \
                      RETURNING family_id",
                 )
-                .bind(now.0)
-                .bind(stale.0.to_vec())
-                .bind(old.0.to_vec())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                let Some(family_id) = family_id else {
-                    return Ok(false);
-                };
-                sqlx::query("UPDATE refresh_tokens SET successor_hash = ? WHERE token_hash = ?")
-                    .bind(new.token_hash.0.to_vec())
-                    .bind(old.0.to_vec())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
-                insert_successor(conn, &family_id, &new, &access).await?;
-                Ok(true)
-            })
+                .and_then(|mut s| {
+                    s.query_row(params![now.0, stale.0, old.0], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(map_write_err)?;
+            let Some(family_id) = family_id else {
+                return Ok(false);
+            };
+            run(
+                conn,
+                "UPDATE refresh_tokens SET successor_hash = ? WHERE token_hash = ?",
+                vec![v(new.token_hash.0.to_vec()), v(old.0.to_vec())],
+            )?;
+            insert_successor(conn, &family_id, &new, &access)?;
+            Ok(true)
         })
         .await
     }
@@ -241,36 +231,29 @@ impl RefreshStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let family_id = family_id.to_owned();
         self.write(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
-                     WHERE id = ? AND revoked_at IS NULL",
-                )
-                .bind(now.0)
-                .bind(reason.as_str())
-                .bind(&family_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-                     SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
-                     WHERE a.family_id = ? AND a.expires_at > ? AND NOT EXISTS \
-                     (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
-                     ON CONFLICT (jti) DO NOTHING",
-                )
-                .bind(now.0)
-                .bind(reason.as_str())
-                .bind(&family_id)
-                .bind(now.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                Ok(true)
-            })
+            let done = run(
+                conn,
+                "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+                 WHERE id = ? AND revoked_at IS NULL",
+                vec![
+                    v(now.0),
+                    v(reason.as_str().to_owned()),
+                    v(family_id.clone()),
+                ],
+            )?;
+            if done != 1 {
+                return Ok(false);
+            }
+            run(
+                conn,
+                "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+                 SELECT a.jti, a.expires_at, ?1, ?2 FROM family_access_tokens a \
+                 WHERE a.family_id = ?3 AND a.expires_at > ?1 AND NOT EXISTS \
+                 (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
+                 ON CONFLICT (jti) DO NOTHING",
+                vec![v(now.0), v(reason.as_str().to_owned()), v(family_id)],
+            )?;
+            Ok(true)
         })
         .await
     }
@@ -283,34 +266,22 @@ impl RefreshStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         let user_id = user_id.to_owned();
         self.write(move |conn| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-                     SELECT a.jti, a.expires_at, ?, ? FROM family_access_tokens a \
-                     JOIN refresh_families f ON f.id = a.family_id \
-                     WHERE f.user_id = ? AND f.revoked_at IS NULL AND a.expires_at > ? \
-                     AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
-                     ON CONFLICT (jti) DO NOTHING",
-                )
-                .bind(now.0)
-                .bind(reason.as_str())
-                .bind(&user_id)
-                .bind(now.0)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                let done = sqlx::query(
-                    "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
-                     WHERE user_id = ? AND revoked_at IS NULL",
-                )
-                .bind(now.0)
-                .bind(reason.as_str())
-                .bind(&user_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                Ok(done.rows_affected())
-            })
+            run(
+                conn,
+                "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+                 SELECT a.jti, a.expires_at, ?1, ?2 FROM family_access_tokens a \
+                 JOIN refresh_families f ON f.id = a.family_id \
+                 WHERE f.user_id = ?3 AND f.revoked_at IS NULL AND a.expires_at > ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
+                 ON CONFLICT (jti) DO NOTHING",
+                vec![v(now.0), v(reason.as_str().to_owned()), v(user_id.clone())],
+            )?;
+            run(
+                conn,
+                "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
+                 WHERE user_id = ? AND revoked_at IS NULL",
+                vec![v(now.0), v(reason.as_str().to_owned()), v(user_id)],
+            )
         })
         .await
     }
@@ -327,16 +298,16 @@ impl RevocationList for SqliteStore {
         // Filtered rather than left to ON CONFLICT alone: an INSERT that conflicts has
         // already drawn a seq, which would push latest_seq past every listed entry.
         self.execute(
-            sqlx::query(
-                "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
-                 SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS \
-                 (SELECT 1 FROM revoked_access_tokens WHERE jti = ?1) \
-                 ON CONFLICT (jti) DO NOTHING",
-            )
-            .bind(jti)
-            .bind(expires_at.0)
-            .bind(revocation.at.0)
-            .bind(revocation.reason.as_str()),
+            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, reason) \
+             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS \
+             (SELECT 1 FROM revoked_access_tokens WHERE jti = ?1) \
+             ON CONFLICT (jti) DO NOTHING",
+            vec![
+                v(jti.to_owned()),
+                v(expires_at.0),
+                v(revocation.at.0),
+                v(revocation.reason.as_str().to_owned()),
+            ],
         )
         .await?;
         Ok(())

@@ -7,20 +7,20 @@ use tessera_core::secret::SecretHash;
 use tessera_core::session::{Session, SessionStore};
 use tessera_core::time::UnixTime;
 
-use super::{SqliteStore, hash_from, map_err};
+use super::{SqliteStore, hash_from, map_err, v};
 
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, s: &Session) -> Result<(), StoreError> {
         self.execute(
-            sqlx::query(
-                "INSERT INTO browser_sessions (id_hash, user_id, auth_time, expires_at) \
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(s.id_hash.0.to_vec())
-            .bind(&s.user_id)
-            .bind(s.auth_time.0)
-            .bind(s.expires_at.0),
+            "INSERT INTO browser_sessions (id_hash, user_id, auth_time, expires_at) \
+             VALUES (?, ?, ?, ?)",
+            vec![
+                v(s.id_hash.0.to_vec()),
+                v(s.user_id.clone()),
+                v(s.auth_time.0),
+                v(s.expires_at.0),
+            ],
         )
         .await?;
         Ok(())
@@ -48,10 +48,10 @@ impl SessionStore for SqliteStore {
     async fn delete(&self, id_hash: &SecretHash) -> Result<bool, StoreError> {
         let done = self
             .execute(
-                sqlx::query("DELETE FROM browser_sessions WHERE id_hash = ?")
-                    .bind(id_hash.0.to_vec()),
+                "DELETE FROM browser_sessions WHERE id_hash = ?",
+                vec![v(id_hash.0.to_vec())],
             )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 }

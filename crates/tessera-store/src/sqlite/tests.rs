@@ -59,11 +59,10 @@ async fn close_gate(store: &SqliteStore) -> (oneshot::Sender<()>, JoinHandle<()>
     let gate = tokio::spawn(async move {
         writer
             .write(move |_conn| {
-                Box::pin(async move {
-                    let _ = running.send(());
-                    let _ = opened.await;
-                    Ok(())
-                })
+                // The writer thread is not a runtime thread: it may block here.
+                let _ = running.send(());
+                let _ = opened.blocking_recv();
+                Ok(())
             })
             .await
             .unwrap();
@@ -171,18 +170,13 @@ async fn write_then_fail(store: &SqliteStore, id: &str) -> Result<(), StoreError
     let id = id.to_owned();
     store
         .write(move |conn| {
-            Box::pin(async move {
-                sqlx::query(
-                    "INSERT INTO users (id, username, password_hash, roles, disabled, \
-                     created_at) VALUES (?, ?, 'x', '[]', 0, 0)",
-                )
-                .bind(&id)
-                .bind(&id)
-                .execute(&mut *conn)
-                .await
-                .map_err(super::map_err)?;
-                Err(StoreError::Backend("refused after writing".into()))
-            })
+            super::run(
+                conn,
+                "INSERT INTO users (id, username, password_hash, roles, disabled, \
+                 created_at) VALUES (?1, ?1, 'x', '[]', 0, 0)",
+                vec![super::v(id)],
+            )?;
+            Err(StoreError::Backend("refused after writing".into()))
         })
         .await
 }
@@ -192,17 +186,13 @@ async fn the_writer_keeps_wal_and_full_sync() {
     let (_dir, store) = open().await;
     let (journal, synchronous) = store
         .write(|conn| {
-            Box::pin(async move {
-                let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(super::map_err)?;
-                let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(super::map_err)?;
-                Ok((journal, synchronous))
-            })
+            let journal: String = conn
+                .pragma_query_value(None, "journal_mode", |row| row.get(0))
+                .map_err(super::map_write_err)?;
+            let synchronous: i64 = conn
+                .pragma_query_value(None, "synchronous", |row| row.get(0))
+                .map_err(super::map_write_err)?;
+            Ok((journal, synchronous))
         })
         .await
         .unwrap();
@@ -329,17 +319,14 @@ async fn a_failing_job_is_rolled_back_alone() {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .write(|conn| {
-                    Box::pin(async move {
-                        sqlx::query(
-                            "INSERT INTO users (id, username, password_hash, roles, disabled, \
-                             created_at) VALUES ('panicking', 'panicking', 'x', '[]', 0, 0)",
-                        )
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(super::map_err)?;
-                        panic!("a job that panics mid-write");
-                    })
+                .write(|conn| -> Result<(), StoreError> {
+                    super::run(
+                        conn,
+                        "INSERT INTO users (id, username, password_hash, roles, disabled, \
+                         created_at) VALUES ('panicking', 'panicking', 'x', '[]', 0, 0)",
+                        vec![],
+                    )?;
+                    panic!("a job that panics mid-write");
                 })
                 .await
         })
@@ -436,18 +423,13 @@ async fn revocation_seqs_stay_gap_free_around_a_failed_job() {
         tokio::spawn(async move {
             store
                 .write(|conn| {
-                    Box::pin(async move {
-                        sqlx::query(
-                            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, \
-                             reason) VALUES ('jti-rolled-back', ?, ?, 'user_sign_out')",
-                        )
-                        .bind(T0 + 3_600)
-                        .bind(T0)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(super::map_err)?;
-                        Err::<(), _>(StoreError::Backend("refused after writing".into()))
-                    })
+                    super::run(
+                        conn,
+                        "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, \
+                         reason) VALUES ('jti-rolled-back', ?, ?, 'user_sign_out')",
+                        vec![super::v(T0 + 3_600), super::v(T0)],
+                    )?;
+                    Err::<(), _>(StoreError::Backend("refused after writing".into()))
                 })
                 .await
         })
@@ -487,20 +469,14 @@ async fn a_failed_commit_fails_every_job_in_the_batch() {
         tokio::spawn(async move {
             store
                 .write(|conn| {
-                    Box::pin(async move {
-                        sqlx::query("PRAGMA defer_foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(super::map_err)?;
-                        sqlx::query(
-                            "INSERT INTO browser_sessions (id_hash, user_id, auth_time, \
-                             expires_at) VALUES (x'00', 'nobody', 0, 1)",
-                        )
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(super::map_err)?;
-                        Ok(())
-                    })
+                    super::run(conn, "PRAGMA defer_foreign_keys = ON", vec![])?;
+                    super::run(
+                        conn,
+                        "INSERT INTO browser_sessions (id_hash, user_id, auth_time, \
+                         expires_at) VALUES (x'00', 'nobody', 0, 1)",
+                        vec![],
+                    )?;
+                    Ok(())
                 })
                 .await
         })
@@ -562,22 +538,16 @@ async fn a_full_database_is_unavailable_not_a_failure() {
     let (_dir, store) = open().await;
     let answer = store
         .write(|conn| {
-            Box::pin(async move {
-                // SQLite never sets the limit below the pages in use: this is "no more".
-                sqlx::query("PRAGMA max_page_count = 1")
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(super::map_err)?;
-                sqlx::query(
-                    "INSERT INTO users (id, username, password_hash, roles, disabled, \
-                     created_at) VALUES ('big', 'big', ?, '[]', 0, 0)",
-                )
-                .bind("x".repeat(1 << 20))
-                .execute(&mut *conn)
-                .await
-                .map_err(super::map_err)?;
-                Ok(())
-            })
+            // SQLite never sets the limit below the pages in use: this is "no more".
+            conn.pragma_update(None, "max_page_count", 1)
+                .map_err(super::map_write_err)?;
+            super::run(
+                conn,
+                "INSERT INTO users (id, username, password_hash, roles, disabled, \
+                 created_at) VALUES ('big', 'big', ?, '[]', 0, 0)",
+                vec![super::v("x".repeat(1 << 20))],
+            )?;
+            Ok(())
         })
         .await;
     assert!(
@@ -587,4 +557,55 @@ async fn a_full_database_is_unavailable_not_a_failure() {
     assert!(UserStore::find(&store, "big").await.unwrap().is_none());
     // The limit lived on the writer's connection, which the failed batch closed.
     UserStore::create(&store, &user("after")).await.unwrap();
+}
+
+/// Closing runs what was queued before it (nothing acknowledged or queued is lost), then
+/// refuses later writes as unavailable (a 503 for the caller, never a half-written write).
+#[tokio::test]
+async fn close_runs_what_was_queued_and_refuses_later_writes() {
+    let (dir, store) = open().await;
+    let (gate, gated) = close_gate(&store).await;
+    let queued = {
+        let store = store.clone();
+        tokio::spawn(async move { UserStore::create(&store, &user("queued")).await })
+    };
+    until_submitted(&store, 2).await;
+    let closing = {
+        let store = store.clone();
+        tokio::spawn(async move { store.close().await })
+    };
+    // The close request is queued behind that write before the gate's batch ends.
+    for _ in 0..10_000 {
+        if store.writer.stats().close_requests.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(
+        store.writer.stats().close_requests.load(Ordering::SeqCst),
+        1
+    );
+    gate.send(()).unwrap();
+    gated.await.unwrap();
+    closing.await.unwrap();
+    queued
+        .await
+        .unwrap()
+        .expect("a write queued before close is run");
+    let later = UserStore::create(&store, &user("later")).await;
+    assert!(
+        matches!(later, Err(StoreError::Unavailable(_))),
+        "a write after close: {later:?}"
+    );
+    drop(store);
+
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let reopened = SqliteStore::open(&url).await.unwrap();
+    assert!(
+        UserStore::find(&reopened, "queued")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(UserStore::find(&reopened, "later").await.unwrap().is_none());
 }

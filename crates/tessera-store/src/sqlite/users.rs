@@ -7,7 +7,7 @@ use tessera_core::StoreError;
 use tessera_core::time::UnixTime;
 use tessera_core::user::{User, UserStore};
 
-use super::{SqliteStore, from_json, map_err, to_json};
+use super::{SqliteStore, from_json, map_err, to_json, v};
 
 fn row_to_user(row: &SqliteRow) -> Result<User, StoreError> {
     let get = |e: sqlx::Error| StoreError::backend(e);
@@ -25,16 +25,16 @@ fn row_to_user(row: &SqliteRow) -> Result<User, StoreError> {
 impl UserStore for SqliteStore {
     async fn create(&self, u: &User) -> Result<(), StoreError> {
         self.execute(
-            sqlx::query(
-                "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&u.id)
-            .bind(&u.username)
-            .bind(&u.password_hash)
-            .bind(to_json(&u.roles))
-            .bind(u.disabled)
-            .bind(u.created_at.0),
+            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                v(u.id.clone()),
+                v(u.username.clone()),
+                v(u.password_hash.clone()),
+                v(to_json(&u.roles)),
+                v(u.disabled),
+                v(u.created_at.0),
+            ],
         )
         .await?;
         Ok(())
@@ -84,22 +84,20 @@ impl UserStore for SqliteStore {
     async fn set_disabled(&self, username: &str, disabled: bool) -> Result<bool, StoreError> {
         let done = self
             .execute(
-                sqlx::query("UPDATE users SET disabled = ? WHERE username = ?")
-                    .bind(disabled)
-                    .bind(username),
+                "UPDATE users SET disabled = ? WHERE username = ?",
+                vec![v(disabled), v(username.to_owned())],
             )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn set_password(&self, username: &str, password_hash: &str) -> Result<bool, StoreError> {
         let done = self
             .execute(
-                sqlx::query("UPDATE users SET password_hash = ? WHERE username = ?")
-                    .bind(password_hash)
-                    .bind(username),
+                "UPDATE users SET password_hash = ? WHERE username = ?",
+                vec![v(password_hash.to_owned()), v(username.to_owned())],
             )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 }
