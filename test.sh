@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check CI runs, in order: formatting, lints, the Rust test suite (unit,
+# Runs every check CI runs, in order: formatting, lints, the supply-chain check (cargo deny:
+# licences, bans, sources), the Rust test suite (unit,
 # integration, and the `oauth2`/`jsonwebtoken` interop tests), the Python interop
 # check (authlib + PyJWT against a real `tessera serve`), and the real-browser check of the
 # sign-in pages (tests/browser: Debian chromium driven by playwright-core), a smoke run of
@@ -37,6 +38,13 @@ cargo fmt --all --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Supply chain: cargo deny check bans licenses sources (deny.toml; advisories: see SECURITY.md)"
+# The advisory database cannot be fetched here, so `advisories` is not checked in CI.
+if ! cargo deny --version 2>/dev/null | grep -q '^cargo-deny 0\.20\.'; then
+    cargo install cargo-deny --locked --version '~0.20'
+fi
+cargo deny --locked check bans licenses sources
 
 step "cargo build (tests and binary, built once)"
 cargo build --workspace --all-targets --locked
