@@ -105,7 +105,8 @@ fn cli(
 
 /// A `tessera serve` process whose stdout and stderr are captured in full.
 struct Server {
-    child: Child,
+    /// `None` once stopped.
+    child: Option<Child>,
     readers: Vec<std::thread::JoinHandle<()>>,
     output: Captured,
     issuer: String,
@@ -136,7 +137,7 @@ impl Server {
             }
         };
         Self {
-            child,
+            child: Some(child),
             readers,
             output,
             issuer,
@@ -150,12 +151,26 @@ impl Server {
     /// Stops the server with SIGTERM (a clean shutdown flushes every log line), waits for it
     /// and its output to end, and returns everything it wrote.
     fn stop(mut self) -> Vec<String> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap();
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        let signal = |name: &str| {
+            Command::new("kill")
+                .args([name, pid.as_str()])
+                .status()
+                .unwrap()
+        };
+        assert!(signal("-TERM").success());
+        let (done, exited) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = done.send(());
+            status
+        });
+        if exited.recv_timeout(PATIENCE).is_err() {
+            signal("-KILL");
+            panic!("the server did not stop within {PATIENCE:?} of SIGTERM");
+        }
+        waiter.join().unwrap().unwrap();
         for reader in self.readers.drain(..) {
             reader.join().unwrap();
         }
@@ -166,8 +181,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // Only when a check failed before `stop`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -590,6 +607,9 @@ async fn flow(json: bool) {
         (400, "invalid_grant")
     );
 
+    // Close the clients' keep-alive connections, so the shutdown waits for nothing.
+    drop(http);
+    drop(browser);
     let output = server.stop();
     // The filter really was lowered, and the log covered every request: otherwise a clean
     // result would prove nothing. (Nothing in the server emits at TRACE itself; what `trace`
