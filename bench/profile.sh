@@ -30,9 +30,12 @@ command -v inferno-flamegraph >/dev/null || cargo install --locked -q inferno
 
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-cargo build --profile profiling --locked -q -p tessera -p tessera-loadgen
-BIN=target/profiling/tessera
-GEN=target/profiling/tessera-loadgen
+# CARGO_PROFILE=release samples the release build instead (function names without line
+# tables; no second build of the whole stack).
+CARGO_PROFILE="${CARGO_PROFILE:-profiling}"
+cargo build --profile "$CARGO_PROFILE" --locked -q -p tessera -p tessera-loadgen
+BIN="target/$CARGO_PROFILE/tessera"
+GEN="target/$CARGO_PROFILE/tessera-loadgen"
 
 GUARD_PID=""
 stop_guard() {

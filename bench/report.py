@@ -189,6 +189,21 @@ def target_rows(summary, limit):
     return out
 
 
+def footprint_rows(startup, footprint):
+    """The issue 11 targets on start-up and memory."""
+    out = []
+    if startup:
+        ms, rss = startup["ready_ms"], startup["idle_rss_mb"]
+        out.append(("start to ready, embedded store (second start) ms", f"{ms}", "<= 300", "met" if ms <= 300 else "not met"))
+        first = startup["first_ready_ms"]
+        out.append(("start to ready, first start (creates key and schema) ms", f"{first}", "<= 300", "met" if first <= 300 else "not met"))
+        out.append(("idle RSS of tessera serve MB", f"{rss}", "<= 30", "met" if rss <= 30 else "not met"))
+    if footprint and footprint["entries"] >= 1_000_000:
+        mb = footprint["rss_after_mib"]
+        out.append((f"{fmt(footprint['entries'])} cached validations, process RSS MB", f"{mb}", "<= 300", "met" if mb <= 300 else "not met"))
+    return out
+
+
 def write(run: Path, out: Path):
     rows = load_rows(run)
     summary = summarize(rows)
@@ -252,11 +267,37 @@ def write(run: Path, out: Path):
             "there; its rate is over the shorter time (raise TOKENS_INTROSPECT / TOKENS_GUARD).",
         ]
 
-    targets = target_rows(summary, limit)
+    startup = json.loads((run / "startup.json").read_text()) if (run / "startup.json").exists() else None
+    footprint = json.loads((run / "footprint.json").read_text()) if (run / "footprint.json").exists() else None
+    targets = target_rows(summary, limit) + footprint_rows(startup, footprint)
     if targets:
         md += ["", "### Targets of issue 11" + (" (smoke: not meaningful)" if smoke else ""), ""]
         md += ["| target | measured | goal | |", "|---|---|---|---|"]
         md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets]
+
+    if startup or footprint:
+        md += ["", "### Start-up and memory", ""]
+    if startup:
+        md.append(
+            "`bench/startup.py`: `tessera serve` on the embedded store, a new data directory and master key "
+            f"per run, medians of {len(startup['runs'])} run(s). Time to ready: from spawning the process to the "
+            "first `200` of `GET /readyz`. Idle RSS: VmRSS one second after ready, no other request."
+        )
+        md += [
+            "",
+            "| start | time to ready ms | idle RSS MB |",
+            "|---|---|---|",
+            f"| first (creates the database, the master-key-sealed RSA-2048 key) | {startup['first_ready_ms']} | {startup['first_idle_rss_mb']} |",
+            f"| second (opens them) | {startup['ready_ms']} | {startup['idle_rss_mb']} |",
+        ]
+    if footprint:
+        md += [
+            "",
+            f"`footprint` example of tessera-cache: {fmt(footprint['entries'])} active-token validations put in "
+            "`LocalCache` (the server's in-process validation cache), process RSS before and after: "
+            f"{footprint['rss_before_mib']} MB -> {footprint['rss_after_mib']} MB, "
+            f"{fmt(footprint['per_entry_bytes'])} bytes per entry ({fmt(footprint.get('held', footprint['entries']))} held).",
+        ]
 
     md += ["", "### The limit", ""]
     if limit:
@@ -339,6 +380,9 @@ def check(run: Path):
                 problems.append(f"{scenario} ({engine}): no successful request")
             elif r["errors"]:
                 problems.append(f"{scenario} ({engine}): {r['errors']} errors {r.get('error_kinds')}")
+    for name in ("startup", "footprint") if (run / "footprint.expected").exists() else ():
+        if not (run / f"{name}.json").exists():
+            problems.append(f"{name}: no result")
     for p in problems:
         print(f"smoke: {p}", file=sys.stderr)
     return 1 if problems else 0

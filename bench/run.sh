@@ -37,7 +37,9 @@
 # DURATION [400], TOKENS_GUARD=40000 per second of DURATION [400] (tokens minted before each
 # round of introspect-uncached and guard-miss, not timed; a run that uses them up stops there
 # and says so), LIMIT_SECONDS=3 [0.2], ENGINES="sqlite postgres", BENCH_PROFILE=release
-# [debug]. WRK=1 adds a cross-check: every scenario whose request is fixed (trivial, jwks,
+# [debug], STARTUP_RUNS=3 [1] (bench/startup.py: time to ready and idle RSS of `tessera
+# serve`), FOOTPRINT_ENTRIES=1000000 [20000] (the validation cache's memory with that many
+# entries: the footprint example of tessera-cache); FOOTPRINT=0 skips those two. WRK=1 adds a cross-check: every scenario whose request is fixed (trivial, jwks,
 # client-credentials, introspect-cached, guard-hit, peer-*) once more through Debian's wrk
 # (installed when missing), as the row SCENARIO/wrk. PostgreSQL or Node.js missing: those rows are skipped with a note (under CI=true
 # the run fails instead).
@@ -90,6 +92,11 @@ else
     PROFILE="${BENCH_PROFILE:-release}"
 fi
 ENGINES="${ENGINES:-sqlite postgres}"
+if ((SMOKE)); then
+    STARTUP_RUNS="${STARTUP_RUNS:-1}" FOOTPRINT_ENTRIES="${FOOTPRINT_ENTRIES:-20000}"
+else
+    STARTUP_RUNS="${STARTUP_RUNS:-3}" FOOTPRINT_ENTRIES="${FOOTPRINT_ENTRIES:-1000000}"
+fi
 
 # Seconds in a loadgen duration (humantime: 500ms, 10s, 2m).
 seconds_of() {
@@ -518,6 +525,31 @@ if ! "$LIMIT" --seconds "$LIMIT_SECONDS" >"$RUN_DIR/limit.json"; then
     say "tessera-limit failed"
 fi
 [[ -f "$RUN_DIR/limit.json" ]] && say "$(cat "$RUN_DIR/limit.json")"
+
+# Start-up time and idle RSS of `tessera serve` (embedded store), and the memory of a
+# validation cache holding FOOTPRINT_ENTRIES entries, before any load.
+if [[ "${FOOTPRINT:-1}" == 1 ]]; then
+    : >"$RUN_DIR/footprint.expected"
+    say "start-up and idle memory: python3 bench/startup.py $BIN"
+    note_command python3 bench/startup.py "$BIN" --runs "$STARTUP_RUNS"
+    python3 bench/startup.py "$BIN" --runs "$STARTUP_RUNS" >"$RUN_DIR/startup.json" ||
+        rm -f "$RUN_DIR/startup.json"
+    footprint="target/$PROFILE/examples/footprint"
+    if ((!NO_BUILD)); then
+        cargo build --locked -q --profile "$([[ "$PROFILE" == debug ]] && echo dev || echo "$PROFILE")" \
+            -p tessera-cache --example footprint
+    fi
+    if [[ -x "$footprint" ]]; then
+        say "validation cache memory: $footprint $FOOTPRINT_ENTRIES"
+        note_command "$footprint" "$FOOTPRINT_ENTRIES"
+        "$footprint" "$FOOTPRINT_ENTRIES" >"$RUN_DIR/footprint.json" || rm -f "$RUN_DIR/footprint.json"
+    else
+        say "no $footprint (cargo build -p tessera-cache --example footprint)"
+    fi
+    for f in startup footprint; do
+        [[ -f "$RUN_DIR/$f.json" ]] && say "$f: $(cat "$RUN_DIR/$f.json")"
+    done
+fi
 
 for scenario in "${scenarios[@]}"; do
     if [[ "$scenario" == peer-* ]]; then
