@@ -5,7 +5,8 @@
 # check (authlib + PyJWT against a real `tessera serve`), and the real-browser check of the
 # sign-in pages (tests/browser: Debian chromium driven by playwright-core), a smoke run of
 # the benchmark harness (bench/run.sh --smoke), the fault-injection scripts (tests/faults/run.sh)
-# and a one-minute soak (bench/soak.sh 1). Installs what it needs.
+# a one-minute soak (bench/soak.sh 1) and 30 s of fuzzing per cargo-fuzz target
+# (fuzz/run.sh 30). Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -73,3 +74,6 @@ bash tests/faults/run.sh
 
 step "Soak, short form (bench/soak.sh 1 on the debug binaries: zero failed requests, flat memory)"
 bash bench/soak.sh 1 --debug --no-build
+
+step "Fuzzing (fuzz/run.sh 30: each cargo-fuzz target 30 s on a copy of its seed corpus; fails on any crash)"
+bash fuzz/run.sh 30
