@@ -540,9 +540,10 @@ if [[ "${FOOTPRINT:-1}" == 1 ]]; then
             -p tessera-cache --example footprint
     fi
     if [[ -x "$footprint" ]]; then
-        say "validation cache memory: $footprint $FOOTPRINT_ENTRIES"
-        note_command "$footprint" "$FOOTPRINT_ENTRIES"
-        "$footprint" "$FOOTPRINT_ENTRIES" >"$RUN_DIR/footprint.json" || rm -f "$RUN_DIR/footprint.json"
+        say "validation cache memory: $footprint $FOOTPRINT_ENTRIES --churn"
+        note_command "$footprint" "$FOOTPRINT_ENTRIES" --churn
+        "$footprint" "$FOOTPRINT_ENTRIES" --churn >"$RUN_DIR/footprint.json" ||
+            rm -f "$RUN_DIR/footprint.json"
     else
         say "no $footprint (cargo build -p tessera-cache --example footprint)"
     fi
