@@ -39,6 +39,7 @@ async fn main() {
     let server = JwksServer::start(vec![jwk], 3600).await;
     let mut config = config(&server.url);
     config.cache_capacity = entries;
+    config.algorithms = vec!["ES256".to_owned()];
     let guard = Guard::new(config).expect("guard");
     // One verification first, so the JWKS and the HTTP client are in memory before measuring.
     let first = token(&key, &claims());
