@@ -1,6 +1,6 @@
 //! Tessera's validation cache, client cache and revocation bus.
 //!
-//! - [`local`]: the in-process tier, a bounded moka cache of active access-token
+//! - [`local`]: the in-process tier, a bounded quick_cache map of active access-token
 //!   validations keyed by token hash, each entry with its own TTL, plus a set of recently
 //!   revoked `jti`s that blocks both stale hits and late puts.
 //! - [`redis_cache`]: the shared tier in Redis, with the same contract (revocation markers
