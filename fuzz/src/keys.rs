@@ -1,4 +1,4 @@
-//! Fixed test keys (`fuzz/keys/`, generated once with `openssl genpkey`, used for nothing
+//! Fixed test keys (`fuzz/keys/`, PKCS#8 DER from `openssl genpkey` + `openssl pkcs8 -topk8`, used for nothing
 //! but fuzzing), their JWK Set, and JWS signing and checking done here with aws-lc-rs, apart
 //! from the code under test.
 //!
