@@ -1,8 +1,8 @@
 # Shared by the bench/ scripts (sourced, not run).
 #
 # `build [debug]`    builds the release binaries (BIN, GEN, and LIMIT, the RS256 sign/verify
-#                    limit of bench/loadgen/src/bin/tessera-limit.rs); `build debug` the
-#                    debug ones instead.
+#                    limit of bench/loadgen/src/bin/tessera-limit.rs, and tessera-cache's
+#                    footprint example); `build debug` the debug ones instead.
 # `start_server URL` starts one `tessera serve` on a free loopback port on the database URL
 #                    (empty: the embedded SQLite in a temporary data directory), waits until it
 #                    is ready, and registers the confidential client `bench-svc`
@@ -16,11 +16,14 @@
 
 build() {
     local profile=release
+    # The footprint example (bench/run.sh) in the same invocation: built on its own, its
+    # dev-dependencies' features would make cargo build every dependency a second time.
+    local targets=(-p tessera -p tessera-loadgen -p tessera-cache --bins --example footprint)
     if [[ "${1:-}" == debug ]]; then
         profile=debug
-        cargo build --locked -q -p tessera -p tessera-loadgen
+        cargo build --locked -q "${targets[@]}"
     else
-        cargo build --release --locked -q -p tessera -p tessera-loadgen
+        cargo build --release --locked -q "${targets[@]}"
     fi
     BIN=target/$profile/tessera
     GEN=target/$profile/tessera-loadgen

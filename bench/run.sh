@@ -535,10 +535,6 @@ if [[ "${FOOTPRINT:-1}" == 1 ]]; then
     python3 bench/startup.py "$BIN" --runs "$STARTUP_RUNS" >"$RUN_DIR/startup.json" ||
         rm -f "$RUN_DIR/startup.json"
     footprint="target/$PROFILE/examples/footprint"
-    if ((!NO_BUILD)); then
-        cargo build --locked -q --profile "$([[ "$PROFILE" == debug ]] && echo dev || echo "$PROFILE")" \
-            -p tessera-cache --example footprint
-    fi
     if [[ -x "$footprint" ]]; then
         say "validation cache memory: $footprint $FOOTPRINT_ENTRIES --churn"
         note_command "$footprint" "$FOOTPRINT_ENTRIES" --churn
