@@ -237,7 +237,13 @@ enum FetchError {
 
 /// The usable keys of a JWK Set document by `kid`; `None` if the body is not a JWK Set.
 fn parse_keys(body: &[u8]) -> Option<HashMap<String, Arc<VerifyKey>>> {
-    let set: RawJwks = serde_json::from_slice(body).ok()?;
+    // RFC 7517 §5: a JWK Set is a JSON object. serde would also take a struct's array form
+    // (`[[...]]`), which is no JWK Set (found by fuzz/jwks).
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if !value.is_object() {
+        return None;
+    }
+    let set: RawJwks = serde_json::from_value(value).ok()?;
     Some(
         set.keys
             .into_iter()
@@ -341,5 +347,11 @@ mod tests {
         );
         assert_eq!(usable_keys(b"{}"), None);
         assert_eq!(usable_keys(b"not json"), None);
+        // The array form serde accepts for a struct is not a JWK Set (found by fuzz/jwks).
+        assert_eq!(usable_keys(b"[[]]"), None);
+        assert_eq!(
+            usable_keys(br#"[[{"kty":"RSA","kid":"a","alg":"RS256","n":"AQAB","e":"AQAB"}]]"#),
+            None
+        );
     }
 }
