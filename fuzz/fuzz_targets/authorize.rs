@@ -18,9 +18,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use tessera_fuzz::checks::params_roundtrip;
-use tessera_fuzz::server::{
-    HTTPS_REDIRECT, ISSUER, NATIVE_REDIRECT, REDIRECT, test_server,
-};
+use tessera_fuzz::server::{HTTPS_REDIRECT, ISSUER, NATIVE_REDIRECT, REDIRECT, test_server};
 use url::Url;
 
 fuzz_target!(|data: &[u8]| {

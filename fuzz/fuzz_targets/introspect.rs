@@ -53,7 +53,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let authorization = match auth {
-            1 => header_value(format!("Basic {}", STANDARD.encode(format!("svc:{SECRET}"))).as_bytes()),
+            1 => header_value(
+                format!("Basic {}", STANDARD.encode(format!("svc:{SECRET}"))).as_bytes(),
+            ),
             2 => header_value(format!("Basic {}", STANDARD.encode(line)).as_bytes()),
             3 => header_value(line),
             _ => None,
@@ -92,7 +94,9 @@ fuzz_target!(|data: &[u8]| {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
                 assert!(
-                    json.get("exp").and_then(|v| v.as_i64()).is_some_and(|exp| exp > now),
+                    json.get("exp")
+                        .and_then(|v| v.as_i64())
+                        .is_some_and(|exp| exp > now),
                     "active but expired: {json:?}"
                 );
                 assert!(matches!(

@@ -43,6 +43,9 @@ fuzz_target!(|data: &[u8]| {
                 && text("use").is_none_or(|u| u == "sig")
                 && family_ok
         });
-        assert!(found, "key {kid:?} ({alg}) from no matching member of {document}");
+        assert!(
+            found,
+            "key {kid:?} ({alg}) from no matching member of {document}"
+        );
     }
 });

@@ -71,13 +71,20 @@ fuzz_target!(|data: &[u8]| {
         let json = oauth_json(&answer);
         if answer.status.is_success() {
             assert_eq!(answer.status.as_u16(), 200);
-            assert_eq!(json.get("token_type").and_then(|v| v.as_str()), Some("Bearer"));
+            assert_eq!(
+                json.get("token_type").and_then(|v| v.as_str()),
+                Some("Bearer")
+            );
             let token = json.get("access_token").and_then(|v| v.as_str());
             assert!(
                 token.is_some_and(|t| t.split('.').count() == 3),
                 "no JWT access token in {json:?}"
             );
-            assert!(json.get("expires_in").and_then(|v| v.as_u64()).is_some_and(|s| s > 0));
+            assert!(
+                json.get("expires_in")
+                    .and_then(|v| v.as_u64())
+                    .is_some_and(|s| s > 0)
+            );
             // Who gets a token at all: a request that held a live secret minted by the
             // harness, or the client secret (in the form, or anywhere in the Basic line,
             // however it was percent-encoded there).

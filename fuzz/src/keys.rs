@@ -1,6 +1,6 @@
-//! Fixed test keys (`fuzz/keys/`, PKCS#8 DER from `openssl genpkey` + `openssl pkcs8 -topk8`, used for nothing
-//! but fuzzing), their JWK Set, and JWS signing and checking done here with aws-lc-rs, apart
-//! from the code under test.
+//! Fixed test keys (`fuzz/keys/`, PKCS#8 DER from `openssl genpkey` then `openssl pkcs8
+//! -topk8`, used for nothing but fuzzing), their JWK Set, and JWS signing and checking done
+//! here with aws-lc-rs, apart from the code under test.
 //!
 //! The keys are fixed so that the seed corpus can hold tokens that verify on every run.
 
@@ -133,12 +133,11 @@ impl TestKeys {
             return false;
         };
         match alg {
-            Alg::Rs256 => UnparsedPublicKey::new(
-                &RSA_PKCS1_2048_8192_SHA256,
-                self.rsa.public_key().as_ref(),
-            )
-            .verify(signing_input.as_bytes(), &signature)
-            .is_ok(),
+            Alg::Rs256 => {
+                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, self.rsa.public_key().as_ref())
+                    .verify(signing_input.as_bytes(), &signature)
+                    .is_ok()
+            }
             Alg::Es256 => {
                 UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.ec.public_key().as_ref())
                     .verify(signing_input.as_bytes(), &signature)

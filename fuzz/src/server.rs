@@ -127,10 +127,15 @@ impl TestServer {
             token_lifetime: Duration::from_secs(900),
             leeway: Duration::from_secs(60),
         };
-        let (ring, _) =
-            ScheduledKeyRing::start(&store, master, KeyKind::default(), clock.clone(), key_policy)
-                .await
-                .expect("a signing key");
+        let (ring, _) = ScheduledKeyRing::start(
+            &store,
+            master,
+            KeyKind::default(),
+            clock.clone(),
+            key_policy,
+        )
+        .await
+        .expect("a signing key");
         let ports = store.ports(Arc::new(ring), clock.clone(), Arc::new(OsRandom::default()));
         let server = Arc::new(AuthorizationServer::new(ports, Policy::new(ISSUER)));
         let state = AppState::new(server.clone(), Arc::new(AlwaysReady));
@@ -177,7 +182,9 @@ impl TestServer {
             disabled: false,
             created_at: now,
         };
-        UserStore::create(&store, &alice).await.expect("user stored");
+        UserStore::create(&store, &alice)
+            .await
+            .expect("user stored");
         let signed_in = server
             .sign_in(&LoginAttempt {
                 username: "alice",
@@ -188,7 +195,8 @@ impl TestServer {
             .await
             .unwrap_or_else(|_| panic!("alice signs in"));
         let session_cookie = format!("{}={}", state.cookies.session_name(), signed_in.id);
-        let unknown_session_cookie = format!("{}=tsn_unknown; other=1", state.cookies.session_name());
+        let unknown_session_cookie =
+            format!("{}=tsn_unknown; other=1", state.cookies.session_name());
         Self {
             router,
             server,
