@@ -28,6 +28,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
+# The instrumented build of the whole server stack takes ~10 minutes from scratch on two
+# cores; it lives outside the checkout so that fresh clones (CI) on the same machine reuse
+# it. FUZZ_TARGET_DIR chooses another place.
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tessera/fuzz-target}"
+mkdir -p "$CARGO_TARGET_DIR"
 
 # The server targets keep SQLite in a temporary directory: put it on tmpfs when there is
 # one (no fsync cost), and remove it, with the corpus copies, whatever happens.
