@@ -14,16 +14,17 @@
 # `pg_drop`          drops the database of the last `pg_database` now (the server on it must
 #                    be stopped), instead of on exit.
 
+# What every bench script builds, in one invocation: the footprint example (bench/run.sh)
+# built on its own would bring its dev-dependencies' features, and cargo would build every
+# dependency a second time for it.
+BUILD_TARGETS=(-p tessera -p tessera-loadgen -p tessera-cache --bins --example footprint)
 build() {
     local profile=release
-    # The footprint example (bench/run.sh) in the same invocation: built on its own, its
-    # dev-dependencies' features would make cargo build every dependency a second time.
-    local targets=(-p tessera -p tessera-loadgen -p tessera-cache --bins --example footprint)
     if [[ "${1:-}" == debug ]]; then
         profile=debug
-        cargo build --locked -q "${targets[@]}"
+        cargo build --locked -q "${BUILD_TARGETS[@]}"
     else
-        cargo build --release --locked -q "${targets[@]}"
+        cargo build --release --locked -q "${BUILD_TARGETS[@]}"
     fi
     BIN=target/$profile/tessera
     GEN=target/$profile/tessera-loadgen

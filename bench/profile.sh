@@ -33,7 +33,7 @@ source bench/lib.sh
 # CARGO_PROFILE=release samples the release build instead (function names without line
 # tables; no second build of the whole stack).
 CARGO_PROFILE="${CARGO_PROFILE:-profiling}"
-cargo build --profile "$CARGO_PROFILE" --locked -q -p tessera -p tessera-loadgen
+cargo build --profile "$CARGO_PROFILE" --locked -q "${BUILD_TARGETS[@]}"
 BIN="target/$CARGO_PROFILE/tessera"
 GEN="target/$CARGO_PROFILE/tessera-loadgen"
 
