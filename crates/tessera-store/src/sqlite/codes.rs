@@ -12,7 +12,7 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
 
-use super::{SqliteStore, hash_from, map_err, map_write_err, refresh, v};
+use super::{SqliteStore, hash_from, map_err, refresh, run, v};
 
 fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
     let get = |e: sqlx::Error| StoreError::backend(e);
@@ -88,13 +88,12 @@ impl CodeStore for SqliteStore {
         // to used, and only that caller stores the grant.
         let (code_hash, grant) = (*code_hash, grant.clone());
         self.write(move |conn| {
-            let done = conn
-                .prepare_cached(
-                    "UPDATE authorization_codes SET used_at = ?, family_id = ? \
-                     WHERE code_hash = ? AND used_at IS NULL",
-                )
-                .and_then(|mut s| s.execute(params![now.0, grant.family.id, code_hash.0]))
-                .map_err(map_write_err)?;
+            let done = run(
+                conn,
+                "UPDATE authorization_codes SET used_at = ?, family_id = ? \
+                 WHERE code_hash = ? AND used_at IS NULL",
+                params![now.0, grant.family.id, code_hash.0],
+            )?;
             if done != 1 {
                 return Ok(false);
             }

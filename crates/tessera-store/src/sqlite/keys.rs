@@ -89,7 +89,7 @@ impl KeyStore for SqliteStore {
                 let done = run(
                     conn,
                     "UPDATE signing_keys SET sealed_private = ? WHERE kid = ?",
-                    vec![v(bytes), v(kid)],
+                    rusqlite::params![bytes, kid],
                 )?;
                 if done != 1 {
                     return Err(StoreError::Backend("a key vanished during reseal".into()));

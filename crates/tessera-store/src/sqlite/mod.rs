@@ -167,7 +167,8 @@ impl SqliteStore {
 
     /// One statement as a write (see [`write`](Self::write)); the number of rows it changed.
     async fn execute(&self, sql: &'static str, params: Vec<Value>) -> Result<u64, StoreError> {
-        self.write(move |conn| run(conn, sql, params)).await
+        self.write(move |conn| run(conn, sql, rusqlite::params_from_iter(params)))
+            .await
     }
 
     /// Closes the pool and the writer, waiting for connections to finish.
@@ -191,12 +192,15 @@ fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection>
     Ok(conn)
 }
 
-/// `sql` with `params` on the writer connection; the number of rows it changed.
-fn run(conn: &rusqlite::Connection, sql: &str, params: Vec<Value>) -> Result<u64, StoreError> {
+/// `sql` with `params` (`rusqlite::params!` or a `Vec<Value>` through `params_from_iter`) on
+/// the writer connection, prepared once per connection; the number of rows it changed.
+fn run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<u64, StoreError> {
     let mut statement = conn.prepare_cached(sql).map_err(map_write_err)?;
-    let changed = statement
-        .execute(rusqlite::params_from_iter(params))
-        .map_err(map_write_err)?;
+    let changed = statement.execute(params).map_err(map_write_err)?;
     Ok(changed as u64)
 }
 

@@ -28,12 +28,11 @@ use super::{SqliteStore, hash_from, map_err, map_write_err, run, v};
 /// the caller's write (the code redemption).
 pub(super) fn insert_grant(conn: &Connection, grant: &NewGrant) -> Result<(), StoreError> {
     let f = &grant.family;
-    conn.prepare_cached(
+    run(
+        conn,
         "INSERT INTO refresh_families (id, client_id, user_id, scope, audience, auth_time, \
          created_at, absolute_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
+        params![
             f.id,
             f.client_id,
             f.user_id,
@@ -42,9 +41,8 @@ pub(super) fn insert_grant(conn: &Connection, grant: &NewGrant) -> Result<(), St
             f.auth_time.0,
             f.created_at.0,
             f.absolute_expires_at.0,
-        ])
-    })
-    .map_err(map_write_err)?;
+        ],
+    )?;
     if let Some(r) = &grant.refresh {
         insert_token(conn, &f.id, r)?;
     }
@@ -52,19 +50,12 @@ pub(super) fn insert_grant(conn: &Connection, grant: &NewGrant) -> Result<(), St
 }
 
 fn insert_token(conn: &Connection, family_id: &str, r: &NewRefreshToken) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    run(
+        conn,
         "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
          VALUES (?, ?, ?, ?)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            r.token_hash.0,
-            family_id,
-            r.issued_at.0,
-            r.expires_at.0
-        ])
-    })
-    .map_err(map_write_err)?;
+        params![r.token_hash.0, family_id, r.issued_at.0, r.expires_at.0],
+    )?;
     Ok(())
 }
 
@@ -73,11 +64,11 @@ fn record_access(
     family_id: &str,
     access: &IssuedAccessToken,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    run(
+        conn,
         "INSERT INTO family_access_tokens (jti, family_id, expires_at) VALUES (?, ?, ?)",
-    )
-    .and_then(|mut s| s.execute(params![access.jti, family_id, access.expires_at.0]))
-    .map_err(map_write_err)?;
+        params![access.jti, family_id, access.expires_at.0],
+    )?;
     Ok(())
 }
 
@@ -215,7 +206,7 @@ impl RefreshStore for SqliteStore {
             run(
                 conn,
                 "UPDATE refresh_tokens SET successor_hash = ? WHERE token_hash = ?",
-                vec![v(new.token_hash.0.to_vec()), v(old.0.to_vec())],
+                params![new.token_hash.0, old.0],
             )?;
             insert_successor(conn, &family_id, &new, &access)?;
             Ok(true)
@@ -235,11 +226,7 @@ impl RefreshStore for SqliteStore {
                 conn,
                 "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
                  WHERE id = ? AND revoked_at IS NULL",
-                vec![
-                    v(now.0),
-                    v(reason.as_str().to_owned()),
-                    v(family_id.clone()),
-                ],
+                params![now.0, reason.as_str(), family_id],
             )?;
             if done != 1 {
                 return Ok(false);
@@ -251,7 +238,7 @@ impl RefreshStore for SqliteStore {
                  WHERE a.family_id = ?3 AND a.expires_at > ?1 AND NOT EXISTS \
                  (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
                  ON CONFLICT (jti) DO NOTHING",
-                vec![v(now.0), v(reason.as_str().to_owned()), v(family_id)],
+                params![now.0, reason.as_str(), family_id],
             )?;
             Ok(true)
         })
@@ -274,13 +261,13 @@ impl RefreshStore for SqliteStore {
                  WHERE f.user_id = ?3 AND f.revoked_at IS NULL AND a.expires_at > ?1 \
                  AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = a.jti) \
                  ON CONFLICT (jti) DO NOTHING",
-                vec![v(now.0), v(reason.as_str().to_owned()), v(user_id.clone())],
+                params![now.0, reason.as_str(), user_id],
             )?;
             run(
                 conn,
                 "UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? \
                  WHERE user_id = ? AND revoked_at IS NULL",
-                vec![v(now.0), v(reason.as_str().to_owned()), v(user_id)],
+                params![now.0, reason.as_str(), user_id],
             )
         })
         .await

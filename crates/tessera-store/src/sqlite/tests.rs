@@ -174,7 +174,7 @@ async fn write_then_fail(store: &SqliteStore, id: &str) -> Result<(), StoreError
                 conn,
                 "INSERT INTO users (id, username, password_hash, roles, disabled, \
                  created_at) VALUES (?1, ?1, 'x', '[]', 0, 0)",
-                vec![super::v(id)],
+                rusqlite::params![id],
             )?;
             Err(StoreError::Backend("refused after writing".into()))
         })
@@ -324,7 +324,7 @@ async fn a_failing_job_is_rolled_back_alone() {
                         conn,
                         "INSERT INTO users (id, username, password_hash, roles, disabled, \
                          created_at) VALUES ('panicking', 'panicking', 'x', '[]', 0, 0)",
-                        vec![],
+                        [],
                     )?;
                     panic!("a job that panics mid-write");
                 })
@@ -427,7 +427,7 @@ async fn revocation_seqs_stay_gap_free_around_a_failed_job() {
                         conn,
                         "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at, \
                          reason) VALUES ('jti-rolled-back', ?, ?, 'user_sign_out')",
-                        vec![super::v(T0 + 3_600), super::v(T0)],
+                        rusqlite::params![T0 + 3_600, T0],
                     )?;
                     Err::<(), _>(StoreError::Backend("refused after writing".into()))
                 })
@@ -469,12 +469,12 @@ async fn a_failed_commit_fails_every_job_in_the_batch() {
         tokio::spawn(async move {
             store
                 .write(|conn| {
-                    super::run(conn, "PRAGMA defer_foreign_keys = ON", vec![])?;
+                    super::run(conn, "PRAGMA defer_foreign_keys = ON", [])?;
                     super::run(
                         conn,
                         "INSERT INTO browser_sessions (id_hash, user_id, auth_time, \
                          expires_at) VALUES (x'00', 'nobody', 0, 1)",
-                        vec![],
+                        [],
                     )?;
                     Ok(())
                 })
@@ -545,7 +545,7 @@ async fn a_full_database_is_unavailable_not_a_failure() {
                 conn,
                 "INSERT INTO users (id, username, password_hash, roles, disabled, \
                  created_at) VALUES ('big', 'big', ?, '[]', 0, 0)",
-                vec![super::v("x".repeat(1 << 20))],
+                rusqlite::params!["x".repeat(1 << 20)],
             )?;
             Ok(())
         })
