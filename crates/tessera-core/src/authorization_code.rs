@@ -39,6 +39,8 @@ pub struct CodeRecord {
     pub used_at: Option<UnixTime>,
     /// The family its redemption started, so a replay can revoke it.
     pub family_id: Option<String>,
+    /// The OpenID Connect `nonce` of the request, for the ID token (OIDC Core §3.1.2.1).
+    pub nonce: Option<String>,
 }
 
 /// Storage of authorization codes.

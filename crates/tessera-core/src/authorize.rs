@@ -4,6 +4,10 @@
 //! redirect URI, whose failures must never redirect (an open redirector otherwise); then
 //! everything else, whose failures are redirected back to the client with `error`, `state`
 //! and `iss` (RFC 9207).
+//!
+//! OpenID Connect adds `nonce`, `prompt`, `max_age` and `login_hint` (OIDC Core §3.1.2.1):
+//! they are read here and acted on by the authorization endpoint (see
+//! [`AuthorizationRequest::accepts_session`]).
 
 use std::borrow::Cow;
 
@@ -14,6 +18,7 @@ use crate::error::OAuthError;
 use crate::params::Params;
 use crate::pkce::CodeChallenge;
 use crate::scope::ScopeSet;
+use crate::time::UnixTime;
 
 /// A failed authorization request.
 #[non_exhaustive]
@@ -54,11 +59,80 @@ pub struct AuthorizationRequest {
     pub challenge: CodeChallenge,
     /// The RFC 8707 resource, if one was requested.
     pub resource: Option<String>,
+    /// The OpenID Connect `nonce`, returned in the ID token.
+    pub nonce: Option<String>,
+    /// What the client asked the server to show, or not (`prompt`).
+    pub prompt: Prompt,
+    /// The longest time since the user's authentication the client accepts, in seconds
+    /// (`max_age`).
+    pub max_age: Option<u64>,
+    /// The username the client expects, to fill in on the login page (`login_hint`).
+    pub login_hint: Option<String>,
 }
+
+impl AuthorizationRequest {
+    /// Whether the session of a user who authenticated at `auth_time` may answer this
+    /// request at `now` without signing in again: not when the client asked for a fresh
+    /// sign-in (`prompt=login` or `select_account`), nor when the authentication is older
+    /// than `max_age` seconds (OIDC Core §3.1.2.1).
+    pub fn accepts_session(&self, auth_time: UnixTime, now: UnixTime) -> bool {
+        if self.prompt.login {
+            return false;
+        }
+        self.max_age.is_none_or(|max| {
+            let max = i64::try_from(max).unwrap_or(i64::MAX);
+            now.0.saturating_sub(auth_time.0) <= max
+        })
+    }
+}
+
+/// The `prompt` parameter (OIDC Core §3.1.2.1): space-delimited `none`, `login`, `consent`,
+/// `select_account`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// `none`: show nothing; answer `login_required` or `consent_required` instead.
+    pub none: bool,
+    /// `login` (or `select_account`: there is no account chooser, signing in again is how a
+    /// user picks another account): ask for the password even with a session.
+    pub login: bool,
+    /// `consent`: show the consent page even when an earlier consent covers the request.
+    pub consent: bool,
+}
+
+impl Prompt {
+    /// Parses a `prompt` value; `none` cannot be combined with anything else.
+    pub fn parse(raw: Option<&str>) -> Result<Self, OAuthError> {
+        let mut prompt = Self::default();
+        let Some(raw) = raw else {
+            return Ok(prompt);
+        };
+        for value in raw.split(' ').filter(|v| !v.is_empty()) {
+            match value {
+                "none" => prompt.none = true,
+                "login" | "select_account" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                _ => {
+                    return Err(OAuthError::invalid_request(
+                        "prompt has an unsupported value",
+                    ));
+                }
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err(OAuthError::invalid_request(
+                "prompt=none cannot be combined with other values",
+            ));
+        }
+        Ok(prompt)
+    }
+}
+
+/// Longest `nonce` accepted: it is stored with the code and copied into the ID token.
+pub const MAX_NONCE_LEN: usize = 512;
 
 /// The names of the parameters that make up an authorization request; a login form carries
 /// exactly these through the sign-in step.
-pub const REQUEST_PARAMS: [&str; 8] = [
+pub const REQUEST_PARAMS: [&str; 12] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -67,6 +141,10 @@ pub const REQUEST_PARAMS: [&str; 8] = [
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "nonce",
+    "prompt",
+    "max_age",
+    "login_hint",
 ];
 
 /// Validates an authorization request.
@@ -165,6 +243,43 @@ pub async fn validate(
         // RFC 8707 §2: the resource must be registered for the client.
         client.audience(Some(r), "").map_err(redirect)?;
     }
+    let nonce = params.get("nonce").map_err(|e| redirect(e.into()))?;
+    if nonce.is_some_and(|n| n.is_empty() || n.len() > MAX_NONCE_LEN) {
+        return Err(redirect(OAuthError::invalid_request(
+            "nonce must be 1 to 512 characters",
+        )));
+    }
+    // OIDC Core §3.1.2.1 makes `nonce` optional for the code flow. A public client has no
+    // secret to bind the code exchange to the browser that started it beyond PKCE, and an
+    // ID token replayed into another session is what the nonce detects: public clients
+    // must send one.
+    if scope.contains("openid") && client.is_public() && nonce.is_none() {
+        return Err(redirect(OAuthError::invalid_request(
+            "nonce is required for public clients requesting openid",
+        )));
+    }
+    let prompt =
+        Prompt::parse(params.get("prompt").map_err(|e| redirect(e.into()))?).map_err(redirect)?;
+    let max_age = match params.get("max_age").map_err(|e| redirect(e.into()))? {
+        None => None,
+        // A non-negative integer number of seconds.
+        Some(raw) => Some(
+            raw.parse::<u64>()
+                .ok()
+                .filter(|_| raw.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| {
+                    redirect(OAuthError::invalid_request(
+                        "max_age must be a non-negative integer",
+                    ))
+                })?,
+        ),
+    };
+    // Only a hint for the login page: one that could not be a username is ignored.
+    let login_hint = params
+        .get("login_hint")
+        .map_err(|e| redirect(e.into()))?
+        .filter(|h| h.len() <= 128 && !h.chars().any(char::is_control))
+        .map(str::to_owned);
     Ok(AuthorizationRequest {
         redirect_uri_explicit: sent_redirect.is_some(),
         resource: resource.map(str::to_owned),
@@ -173,6 +288,10 @@ pub async fn validate(
         state,
         scope,
         challenge,
+        nonce: nonce.map(str::to_owned),
+        prompt,
+        max_age,
+        login_hint,
     })
 }
 
@@ -217,6 +336,18 @@ mod tests {
     fn redirect_keeps_existing_query_and_encodes_values() {
         let out = redirect_with("https://app.example/cb?x=1", &[("state", "a b&c")]).unwrap();
         assert_eq!(out, "https://app.example/cb?x=1&state=a+b%26c");
+    }
+
+    #[test]
+    fn prompt_values_and_their_combinations() {
+        assert_eq!(Prompt::parse(None).unwrap(), Prompt::default());
+        let p = Prompt::parse(Some("login consent")).unwrap();
+        assert!(p.login && p.consent && !p.none);
+        assert!(Prompt::parse(Some("select_account")).unwrap().login);
+        assert!(Prompt::parse(Some("none")).unwrap().none);
+        assert!(Prompt::parse(Some("none login")).is_err());
+        assert!(Prompt::parse(Some("none consent")).is_err());
+        assert!(Prompt::parse(Some("create")).is_err());
     }
 
     #[test]

@@ -95,13 +95,17 @@ pub fn parse_entry(entry: &str) -> Result<(&str, &str), String> {
 }
 
 impl AuthorizationServer {
-    /// Whether the user behind `session` must approve `request` first: never for a
-    /// first-party client, otherwise unless an earlier consent covers every requested scope.
+    /// Whether the user behind `session` must approve `request` first: always when the
+    /// client asked for it (`prompt=consent`), never for a first-party client, otherwise
+    /// unless an earlier consent covers every requested scope.
     pub async fn consent_required(
         &self,
         request: &AuthorizationRequest,
         session: &Session,
     ) -> Result<bool, OAuthError> {
+        if request.prompt.consent {
+            return Ok(true);
+        }
         if request.client.first_party {
             return Ok(false);
         }

@@ -7,7 +7,8 @@
 //! and signing out of them ([`session`], [`end_session`]), access-token
 //! claims and JWT encoding ([`access_token`], [`jwt`]), signing keys ([`keys`]), refresh
 //! token families and the revocation list ([`refresh_family`], [`revocation`], and RFC 7009
-//! in [`revoke`]), and one module per grant type under [`grant`]. Errors are mapped to RFC 6749 codes in
+//! in [`revoke`]), and one module per grant type under [`grant`]. OpenID Connect's ID
+//! tokens and user claims are [`id_token`]. Errors are mapped to RFC 6749 codes in
 //! [`error`]. Brute-force protection of the login form is [`login_throttle`] (with the
 //! client address from [`client_ip`]), the token endpoint's per-client limit
 //! [`rate_limit`], and every security-relevant action is written as an [`audit`] event.
@@ -28,6 +29,7 @@ pub mod consent;
 pub mod end_session;
 pub mod error;
 pub mod grant;
+pub mod id_token;
 pub mod introspection;
 pub mod janitor;
 pub mod jwt;

@@ -170,6 +170,7 @@ impl AuthorizationServer {
             expires_at: now.plus(self.policy().code_ttl),
             used_at: None,
             family_id: None,
+            nonce: request.nonce.clone(),
         };
         self.ports.codes.insert(&record).await?;
         let mut pairs = vec![("code", code.as_str())];

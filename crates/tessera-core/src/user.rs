@@ -20,10 +20,25 @@ pub struct User {
     pub password_hash: String,
     /// Role names, carried in the `roles` claim for RBAC.
     pub roles: Vec<String>,
+    /// Standard claims released under the `profile` and `email` scopes (OIDC Core §5.1).
+    pub profile: UserProfile,
     /// A disabled user cannot sign in and cannot redeem codes.
     pub disabled: bool,
     /// When the account was created.
     pub created_at: UnixTime,
+}
+
+/// What a user's ID token and userinfo answer may say about them (OIDC Core §5.1, §5.4):
+/// `name` under the `profile` scope, `email` and `email_verified` under `email`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserProfile {
+    /// Full name, for display (`name`).
+    pub name: Option<String>,
+    /// Email address (`email`).
+    pub email: Option<String>,
+    /// Whether the operator vouches that the address belongs to the user
+    /// (`email_verified`); Tessera itself sends no verification mail.
+    pub email_verified: bool,
 }
 
 /// Why a password could not be hashed.
@@ -86,6 +101,7 @@ mod tests {
             username: "alice".into(),
             password_hash: hash,
             roles: vec![],
+            profile: UserProfile::default(),
             disabled,
             created_at: UnixTime(0),
         }

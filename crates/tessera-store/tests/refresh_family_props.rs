@@ -41,7 +41,7 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::session::{Session, SessionStore};
 use tessera_core::time::{Clock, UnixTime};
-use tessera_core::user::{User, UserStore};
+use tessera_core::user::{User, UserProfile, UserStore};
 use tessera_core::{AuthorizationServer, OAuthError, Ports};
 use tessera_store::key_material::{KeyKind, ScheduledKeyRing};
 use tessera_store::{MasterKey, OsRandom};
@@ -122,6 +122,7 @@ async fn harness<S: Store>(store: &S) -> Harness {
             // Never checked: the case signs in through a stored session, not the form.
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$unused".into(),
             roles: vec!["viewer".into()],
+            profile: UserProfile::default(),
             disabled: false,
             created_at: UnixTime(1_600_000_000),
         },

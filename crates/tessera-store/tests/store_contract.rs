@@ -31,7 +31,7 @@ use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::session::{Session, SessionStore};
 use tessera_core::time::{Clock, UnixTime};
-use tessera_core::user::{User, UserStore};
+use tessera_core::user::{User, UserProfile, UserStore};
 use tessera_store::MasterKey;
 use tessera_store::SqliteStore;
 use tessera_store::key_material::{KeyError, KeyKind, ScheduledKeyRing, Tick};
@@ -116,6 +116,11 @@ fn user(id: &str, username: &str) -> User {
         username: username.to_owned(),
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt${username}"),
         roles: vec!["admin".into(), "viewer".into()],
+        profile: UserProfile {
+            name: Some(format!("{username} Example")),
+            email: Some(format!("{username}@example.test")),
+            email_verified: true,
+        },
         disabled: false,
         created_at: UnixTime(1_600_000_000),
     }
@@ -135,6 +140,7 @@ fn code(secret: &str, client_id: &str, user_id: &str, resource: Option<&str>) ->
         expires_at: UnixTime(1_700_000_560),
         used_at: None,
         family_id: None,
+        nonce: Some(format!("nonce-{secret}")),
     }
 }
 

@@ -652,6 +652,16 @@ pub enum UserCommand {
         /// Role carried in the `roles` claim (repeatable).
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// Full name, the OpenID Connect `name` claim (released under the `profile` scope).
+        #[arg(long = "name", value_name = "FULL_NAME")]
+        full_name: Option<String>,
+        /// Email address, the `email` claim (released under the `email` scope).
+        #[arg(long)]
+        email: Option<String>,
+        /// Vouch that the email address is the user's: `email_verified` is `true`
+        /// (default `false`; Tessera sends no verification mail).
+        #[arg(long, requires = "email")]
+        email_verified: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,

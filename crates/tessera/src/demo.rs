@@ -13,7 +13,7 @@ use tessera_core::StoreError;
 use tessera_core::client::{Client, GrantType};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::{self, SecretHash};
-use tessera_core::user::{self, User};
+use tessera_core::user::{self, User, UserProfile};
 use tessera_server::demo::DemoInfo;
 use tessera_server::paths;
 
@@ -99,6 +99,7 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         username: USER.into(),
         password_hash: hash.clone(),
         roles: vec!["demo".into()],
+        profile: UserProfile::default(),
         disabled: false,
         created_at: now,
     };

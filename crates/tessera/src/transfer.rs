@@ -21,7 +21,7 @@ use tessera_core::keys::{Jwk, KeyStore, StoredKey};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
-use tessera_core::user::{User, UserStore};
+use tessera_core::user::{User, UserProfile, UserStore};
 
 use crate::cli::StoreOnly;
 use crate::storage;
@@ -80,6 +80,9 @@ where
                 "username": u.username,
                 "password_hash": u.password_hash,
                 "roles": u.roles,
+                "name": u.profile.name,
+                "email": u.profile.email,
+                "email_verified": u.profile.email_verified,
                 "disabled": u.disabled,
                 "created_at": u.created_at.0,
             })
@@ -171,6 +174,17 @@ fn int(v: &Value, name: &str) -> Result<i64> {
         .with_context(|| format!("`{name}` is missing"))
 }
 
+/// A string that may be missing or `null`.
+fn optional_string(v: &Value, name: &str) -> Result<Option<String>> {
+    match &v[name] {
+        Value::Null => Ok(None),
+        value => value
+            .as_str()
+            .map(|s| Some(s.to_owned()))
+            .with_context(|| format!("`{name}` must be a string or null")),
+    }
+}
+
 fn strings(v: &Value, name: &str) -> Result<Vec<String>> {
     serde_json::from_value(v[name].clone()).with_context(|| format!("`{name}` is malformed"))
 }
@@ -231,6 +245,17 @@ fn user(v: &Value) -> Result<User> {
         username: string(v, "username")?,
         password_hash: string(v, "password_hash")?,
         roles: strings(v, "roles")?,
+        // Exports from before OpenID Connect have no profile: the user has none.
+        profile: UserProfile {
+            name: optional_string(v, "name")?,
+            email: optional_string(v, "email")?,
+            email_verified: match &v["email_verified"] {
+                Value::Null => false,
+                value => value
+                    .as_bool()
+                    .context("`email_verified` must be true or false")?,
+            },
+        },
         disabled: v["disabled"].as_bool().context("`disabled` is missing")?,
         created_at: UnixTime(int(v, "created_at")?),
     })

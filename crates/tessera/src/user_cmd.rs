@@ -10,7 +10,7 @@ use tessera_core::client::ClientStore;
 use tessera_core::revocation::RevocationReason;
 use tessera_core::secret;
 use tessera_core::time::{Clock, SystemClock};
-use tessera_core::user::{self, User, UserStore};
+use tessera_core::user::{self, User, UserProfile, UserStore};
 use tessera_store::OsRandom;
 
 use crate::cli::{OutputFormat, UserArgs, UserCommand};
@@ -28,8 +28,14 @@ pub async fn run(args: UserArgs) -> Result<()> {
             name,
             password_stdin,
             roles,
+            full_name,
+            email,
+            email_verified,
             format,
-        } => create(store, name, password_stdin, roles, format).await,
+        } => {
+            let profile = profile(full_name, email, email_verified)?;
+            create(store, name, password_stdin, roles, profile, format).await
+        }
         UserCommand::List { format } => {
             let users = store.list().await?;
             match format {
@@ -117,6 +123,7 @@ async fn create(
     name: String,
     password_stdin: bool,
     roles: Vec<String>,
+    profile: UserProfile,
     format: OutputFormat,
 ) -> Result<()> {
     let valid_name = !name.is_empty()
@@ -149,6 +156,7 @@ async fn create(
         username: name,
         password_hash: user::hash_password(&password)?,
         roles,
+        profile,
         disabled: false,
         created_at: SystemClock.now(),
     };
@@ -187,10 +195,44 @@ async fn set_disabled(store: &dyn UserStore, name: &str, disabled: bool) -> Resu
     Ok(())
 }
 
+/// Checks the OpenID Connect profile given on the command line.
+fn profile(
+    name: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
+) -> Result<UserProfile> {
+    if let Some(name) = &name
+        && (name.trim().is_empty()
+            || name.chars().count() > 256
+            || name.chars().any(char::is_control))
+    {
+        bail!("--name must be 1-256 characters without control characters");
+    }
+    if let Some(email) = &email {
+        // Not RFC 5322 in full: one `@` with something on both sides, no spaces, and the
+        // length limit of RFC 5321 §4.5.3.1.3. The operator vouches for the rest.
+        let valid = email.len() <= 254
+            && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+            && matches!(email.split_once('@'), Some((local, domain))
+                if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+        if !valid {
+            bail!("--email `{email}` is not an email address");
+        }
+    }
+    Ok(UserProfile {
+        name,
+        email,
+        email_verified,
+    })
+}
+
 fn to_json(u: &User) -> serde_json::Value {
     json!({
         "username": u.username,
         "id": u.id,
+        "name": u.profile.name,
+        "email": u.profile.email,
+        "email_verified": u.profile.email_verified,
         "roles": u.roles,
         "disabled": u.disabled,
         "created_at": u.created_at.0,

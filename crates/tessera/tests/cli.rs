@@ -398,7 +398,7 @@ async fn janitor_once_removes_expired_records_and_says_how_many() {
     use tessera_core::secret::SecretHash;
     use tessera_core::session::{Session, SessionStore};
     use tessera_core::time::UnixTime;
-    use tessera_core::user::{User, UserStore};
+    use tessera_core::user::{User, UserProfile, UserStore};
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/tessera.db", dir.path().display());
@@ -408,6 +408,7 @@ async fn janitor_once_removes_expired_records_and_says_how_many() {
         username: "u".into(),
         password_hash: "x".into(),
         roles: vec![],
+        profile: UserProfile::default(),
         disabled: false,
         created_at: UnixTime(0),
     };

@@ -100,6 +100,7 @@ pub async fn exchange(
     let subject = Subject::User {
         user,
         auth_time: record.auth_time,
+        nonce: record.nonce.clone(),
         _proof: UserGrantProof::Pkce(pkce),
     };
     let access = access_token(server, &client, subject, audience, &record.scope)?;

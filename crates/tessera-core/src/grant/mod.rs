@@ -3,6 +3,7 @@
 //! Every grant mints its access token through [`access_token`], which needs an
 //! [`AuthenticatedClient`] and, for a user's token, a [`UserGrantProof`]: a PKCE proof for a
 //! code, or a rotation proof for a refresh. A flow that skipped a check cannot mint a token.
+//! The ID token of an OpenID Connect grant is minted there too, beside its access token.
 
 pub mod authorization_code;
 pub mod client_credentials;
@@ -13,6 +14,7 @@ use serde::Serialize;
 use crate::access_token::AccessTokenClaims;
 use crate::client::{AuthenticatedClient, Client};
 use crate::error::OAuthError;
+use crate::id_token::{self, IdTokenClaims, OPENID, UserClaims};
 use crate::pkce::PkceVerified;
 use crate::refresh_family::{IssuedAccessToken, NewRefreshToken, REFRESH_PREFIX};
 use crate::scope::ScopeSet;
@@ -37,6 +39,9 @@ pub struct TokenResponse {
     /// sent here so clients need not guess).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// The ID token, when the granted scope holds `openid` (OIDC Core §3.1.3.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     /// For whom the token was issued (the audit trail); never sent.
     #[serde(skip)]
     pub issued_to: IssuedTo,
@@ -65,6 +70,8 @@ pub(crate) enum Subject {
     User {
         user: User,
         auth_time: UnixTime,
+        /// The authorization request's `nonce`, for the ID token (none on a refresh).
+        nonce: Option<String>,
         _proof: UserGrantProof,
     },
     /// The client itself (client credentials, RFC 6749 §4.4).
@@ -79,9 +86,12 @@ pub(crate) struct MintedAccessToken {
     pub lifetime: u64,
     /// The user's id, for a user's token.
     pub user: Option<String>,
+    /// The ID token minted with it, for a user's grant with `openid` scope.
+    pub id_token: Option<String>,
 }
 
-/// Mints an access token for an authenticated client.
+/// Mints an access token for an authenticated client, and for a user's grant whose scope
+/// holds `openid` the ID token that goes with it (OIDC Core §3.1.3.3, §12.2).
 pub(crate) fn access_token(
     server: &AuthorizationServer,
     client: &AuthenticatedClient,
@@ -93,15 +103,24 @@ pub(crate) fn access_token(
     let ports = server.ports();
     let now = ports.clock.now();
     let client = client.client();
+    let mut oidc = None;
     let (sub, roles, auth_time, user) = match subject {
         Subject::User {
-            user, auth_time, ..
-        } => (
-            user.id.clone(),
-            Some(user.roles),
-            Some(auth_time.0),
-            Some(user.id),
-        ),
+            user,
+            auth_time,
+            nonce,
+            ..
+        } => {
+            if scope.contains(OPENID) {
+                oidc = Some((UserClaims::released(&user, scope), nonce));
+            }
+            (
+                user.id.clone(),
+                Some(user.roles),
+                Some(auth_time.0),
+                Some(user.id),
+            )
+        }
         Subject::Client => (client.id.clone(), None, None, None),
     };
     // A client's own lifetime beats the global one.
@@ -120,9 +139,31 @@ pub(crate) fn access_token(
         roles,
         auth_time,
     };
-    let token = claims.sign(ports.keys.signing_key().as_ref())?;
+    let key = ports.keys.signing_key();
+    let token = claims.sign(key.as_ref())?;
+    let id_token = match (oidc, auth_time) {
+        (Some((released, nonce)), Some(auth_time)) => Some(
+            IdTokenClaims {
+                iss: claims.iss.clone(),
+                sub: claims.sub.clone(),
+                aud: client.id.clone(),
+                // As long as the access token: the key schedule keeps a key published for
+                // that long after its last use, so the ID token stays verifiable too.
+                exp: claims.exp,
+                iat: claims.iat,
+                auth_time,
+                nonce,
+                azp: client.id.clone(),
+                at_hash: id_token::at_hash(&token),
+                user: released,
+            }
+            .sign(key.as_ref())?,
+        ),
+        _ => None,
+    };
     Ok(MintedAccessToken {
         token,
+        id_token,
         record: IssuedAccessToken {
             jti: claims.jti,
             expires_at: exp,
@@ -167,6 +208,7 @@ pub(crate) fn response(
         expires_in: access.lifetime,
         refresh_token,
         scope: scope.to_string(),
+        id_token: access.id_token,
         issued_to: IssuedTo {
             user: access.user,
             family: family.map(str::to_owned),

@@ -82,6 +82,8 @@ pub async fn refresh(
     let subject = Subject::User {
         user,
         auth_time: family.auth_time,
+        // OIDC Core §12.2: the ID token of a refresh carries no nonce.
+        nonce: None,
         _proof: UserGrantProof::Refresh(RefreshVerified(())),
     };
     let access = access_token(server, &client, subject, family.audience.clone(), &scope)?;

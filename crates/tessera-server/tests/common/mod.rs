@@ -20,7 +20,7 @@ use tessera_core::revocation::{Revocation, RevocationList, RevokedEntry};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::{Clock, SystemClock, UnixTime};
-use tessera_core::user::{self, User, UserStore};
+use tessera_core::user::{self, User, UserProfile, UserStore};
 use tessera_server::{AppState, HealthCheck};
 use tessera_store::key_material::{KeyKind, ScheduledKeyRing};
 use tessera_store::{MasterKey, OsRandom, SqliteStore};
@@ -313,6 +313,7 @@ impl TestServer {
             username: username.into(),
             password_hash: user::hash_password(password).unwrap(),
             roles: roles.iter().map(|s| s.to_string()).collect(),
+            profile: UserProfile::default(),
             disabled: false,
             created_at: self.clock.now(),
         };

@@ -30,6 +30,7 @@ fn row_to_code(row: &PgRow) -> Result<CodeRecord, StoreError> {
             .map_err(get)?
             .map(UnixTime),
         family_id: row.try_get("family_id").map_err(get)?,
+        nonce: row.try_get("nonce").map_err(get)?,
     })
 }
 
@@ -40,8 +41,8 @@ impl CodeStore for PostgresStore {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
                  redirect_uri_explicit, code_challenge, scope, resource, auth_time, \
-                 expires_at, used_at, family_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 expires_at, used_at, family_id, nonce) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(r.code_hash.0.to_vec())
             .bind(&r.client_id)
@@ -55,6 +56,7 @@ impl CodeStore for PostgresStore {
             .bind(r.expires_at.0)
             .bind(r.used_at.map(|t| t.0))
             .bind(&r.family_id)
+            .bind(&r.nonce)
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -65,7 +67,7 @@ impl CodeStore for PostgresStore {
     async fn find(&self, code_hash: &SecretHash) -> Result<Option<CodeRecord>, StoreError> {
         sqlx::query(
             "SELECT code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, \
-             code_challenge, scope, resource, auth_time, expires_at, used_at, family_id \
+             code_challenge, scope, resource, auth_time, expires_at, used_at, family_id, nonce \
              FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash.0.to_vec())

@@ -61,6 +61,11 @@ fn migrator() -> Migrator {
             "consent and sign-out",
             include_str!("../../migrations/postgres/0004_consent_and_sign_out.sql"),
         ),
+        (
+            5,
+            "openid connect",
+            include_str!("../../migrations/postgres/0005_openid_connect.sql"),
+        ),
     ])
 }
 

@@ -33,6 +33,7 @@ fn row_to_code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
             .map_err(get)?
             .map(UnixTime),
         family_id: row.try_get("family_id").map_err(get)?,
+        nonce: row.try_get("nonce").map_err(get)?,
     })
 }
 
@@ -42,7 +43,7 @@ impl CodeStore for SqliteStore {
         self.execute(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
              redirect_uri_explicit, code_challenge, scope, resource, auth_time, expires_at, \
-             used_at, family_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             used_at, family_id, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 v(r.code_hash.0.to_vec()),
                 v(r.client_id.clone()),
@@ -56,6 +57,7 @@ impl CodeStore for SqliteStore {
                 v(r.expires_at.0),
                 v(r.used_at.map(|t| t.0)),
                 v(r.family_id.clone()),
+                v(r.nonce.clone()),
             ],
         )
         .await?;
@@ -65,7 +67,7 @@ impl CodeStore for SqliteStore {
     async fn find(&self, code_hash: &SecretHash) -> Result<Option<CodeRecord>, StoreError> {
         sqlx::query(
             "SELECT code_hash, client_id, user_id, redirect_uri, redirect_uri_explicit, \
-             code_challenge, scope, resource, auth_time, expires_at, used_at, family_id \
+             code_challenge, scope, resource, auth_time, expires_at, used_at, family_id, nonce \
              FROM authorization_codes WHERE code_hash = ?",
         )
         .bind(code_hash.0.to_vec())

@@ -59,6 +59,11 @@ fn migrator() -> Migrator {
             "consent and sign-out",
             include_str!("../../migrations/sqlite/0004_consent_and_sign_out.sql"),
         ),
+        (
+            5,
+            "openid connect",
+            include_str!("../../migrations/sqlite/0005_openid_connect.sql"),
+        ),
     ])
 }
 

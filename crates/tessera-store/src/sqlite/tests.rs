@@ -18,7 +18,7 @@ use tessera_core::revocation::{Revocation, RevocationList, RevocationReason};
 use tessera_core::scope::ScopeSet;
 use tessera_core::secret::SecretHash;
 use tessera_core::time::UnixTime;
-use tessera_core::user::{User, UserStore};
+use tessera_core::user::{User, UserProfile, UserStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -88,6 +88,7 @@ fn user(id: &str) -> User {
         username: format!("name-of-{id}"),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$salt$hash".into(),
         roles: vec![],
+        profile: UserProfile::default(),
         disabled: false,
         created_at: UnixTime(1_600_000_000),
     }
@@ -141,6 +142,7 @@ async fn start_family(store: &SqliteStore, tag: &str) {
         expires_at: UnixTime(T0 + 60),
         used_at: None,
         family_id: None,
+        nonce: None,
     };
     CodeStore::insert(store, &record).await.unwrap();
     let grant = NewGrant {

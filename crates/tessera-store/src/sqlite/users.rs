@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use tessera_core::StoreError;
 use tessera_core::time::UnixTime;
-use tessera_core::user::{User, UserStore};
+use tessera_core::user::{User, UserProfile, UserStore};
 
 use super::{SqliteStore, from_json, map_err, to_json, v};
 
@@ -16,6 +16,11 @@ fn row_to_user(row: &SqliteRow) -> Result<User, StoreError> {
         username: row.try_get("username").map_err(get)?,
         password_hash: row.try_get("password_hash").map_err(get)?,
         roles: from_json(row.try_get("roles").map_err(get)?)?,
+        profile: UserProfile {
+            name: row.try_get("name").map_err(get)?,
+            email: row.try_get("email").map_err(get)?,
+            email_verified: row.try_get("email_verified").map_err(get)?,
+        },
         disabled: row.try_get("disabled").map_err(get)?,
         created_at: UnixTime(row.try_get("created_at").map_err(get)?),
     })
@@ -25,13 +30,16 @@ fn row_to_user(row: &SqliteRow) -> Result<User, StoreError> {
 impl UserStore for SqliteStore {
     async fn create(&self, u: &User) -> Result<(), StoreError> {
         self.execute(
-            "INSERT INTO users (id, username, password_hash, roles, disabled, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, username, password_hash, roles, name, email, \
+             email_verified, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 v(u.id.clone()),
                 v(u.username.clone()),
                 v(u.password_hash.clone()),
                 v(to_json(&u.roles)),
+                v(u.profile.name.clone()),
+                v(u.profile.email.clone()),
+                v(u.profile.email_verified),
                 v(u.disabled),
                 v(u.created_at.0),
             ],
@@ -42,7 +50,8 @@ impl UserStore for SqliteStore {
 
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         sqlx::query(
-            "SELECT id, username, password_hash, roles, disabled, created_at FROM users \
+            "SELECT id, username, password_hash, roles, name, email, email_verified, disabled, \
+             created_at FROM users \
              WHERE username = ?",
         )
         .bind(username)
@@ -56,7 +65,8 @@ impl UserStore for SqliteStore {
 
     async fn find(&self, id: &str) -> Result<Option<User>, StoreError> {
         sqlx::query(
-            "SELECT id, username, password_hash, roles, disabled, created_at FROM users \
+            "SELECT id, username, password_hash, roles, name, email, email_verified, disabled, \
+             created_at FROM users \
              WHERE id = ?",
         )
         .bind(id)
@@ -70,7 +80,8 @@ impl UserStore for SqliteStore {
 
     async fn list(&self) -> Result<Vec<User>, StoreError> {
         sqlx::query(
-            "SELECT id, username, password_hash, roles, disabled, created_at FROM users \
+            "SELECT id, username, password_hash, roles, name, email, email_verified, disabled, \
+             created_at FROM users \
              ORDER BY username",
         )
         .fetch_all(&self.pool)
