@@ -30,7 +30,7 @@ use tessera_core::secret::SecretHash;
 use tessera_core::server::LoginAttempt;
 use tessera_core::session::Session;
 use tessera_core::time::{Clock, SystemClock};
-use tessera_core::user::{self, User, UserStore};
+use tessera_core::user::{self, User, UserProfile, UserStore};
 use tessera_server::{AppState, HealthCheck};
 use tessera_store::key_material::{KeyKind, ScheduledKeyRing};
 use tessera_store::{MasterKey, OsRandom, SqliteStore};
@@ -179,6 +179,7 @@ impl TestServer {
             username: "alice".into(),
             password_hash: user::hash_password(PASSWORD).expect("Argon2"),
             roles: vec!["admin".into(), "billing".into()],
+            profile: UserProfile::default(),
             disabled: false,
             created_at: now,
         };
