@@ -2,7 +2,8 @@
 # Runs every check CI runs, in order: formatting, lints, the supply-chain check (cargo deny:
 # licences, bans, sources), the Rust test suite (unit,
 # integration, and the `oauth2`/`jsonwebtoken` interop tests), the Python interop
-# check (authlib + PyJWT against a real `tessera serve`), and the real-browser check of the
+# check (authlib + PyJWT against a real `tessera serve`), the Node.js OpenID Connect interop
+# check (openid-client against a real `tessera serve`), and the real-browser check of the
 # sign-in pages (tests/browser: Debian chromium driven by playwright-core), a smoke run of
 # the benchmark harness (bench/run.sh --smoke), the fault-injection scripts (tests/faults/run.sh)
 # a one-minute soak (bench/soak.sh 1) and 30 s of fuzzing per cargo-fuzz target
@@ -62,6 +63,9 @@ cargo test --workspace --doc --locked
 
 step "Python interop (authlib, PyJWT)"
 bash tests/interop/python/run.sh target/debug/tessera
+
+step "Node interop (openid-client)"
+bash tests/interop/node/run.sh target/debug/tessera
 
 step "Browser end to end (Debian chromium + playwright-core, jose)"
 bash tests/browser/run.sh target/debug/tessera
