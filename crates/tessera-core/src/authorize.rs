@@ -233,11 +233,14 @@ pub async fn validate(
             .map_err(|e| redirect(e.into()))?,
     )
     .map_err(redirect)?;
-    let scope = ScopeSet::requested(
-        params.get("scope").map_err(|e| redirect(e.into()))?,
-        &client.scopes,
-    )
-    .map_err(redirect)?;
+    let requested_scope = params.get("scope").map_err(|e| redirect(e.into()))?;
+    let mut scope = ScopeSet::requested(requested_scope, &client.scopes).map_err(redirect)?;
+    if requested_scope.is_none() {
+        // The default scope is every scope the client may ask for but `openid`: a request
+        // is an OpenID Connect one only when it says so (OIDC Core §3.1.2.1), since that
+        // changes what it must carry (a `nonce`) and what it gets back (an ID token).
+        scope = scope.without("openid");
+    }
     let resource = params.get("resource").map_err(|e| redirect(e.into()))?;
     if let Some(r) = resource {
         // RFC 8707 §2: the resource must be registered for the client.

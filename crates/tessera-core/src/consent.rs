@@ -74,6 +74,11 @@ impl ScopeDescriptions {
     pub fn get(&self, scope: &str) -> Option<&str> {
         self.0.get(scope).map(String::as_str)
     }
+
+    /// The scopes that have a description, in order.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
 }
 
 /// Checks one `scope=description` entry: a valid scope token (RFC 6749 §3.3), `=`, and a

@@ -160,7 +160,8 @@ pub async fn introspect(
     })
 }
 
-async fn access(
+/// An access token's validation (through the cache), `None` when it is not active.
+pub(crate) async fn access(
     server: &AuthorizationServer,
     token: &str,
 ) -> Result<Option<(ActiveToken, Source)>, OAuthError> {

@@ -8,7 +8,7 @@
 //! claims and JWT encoding ([`access_token`], [`jwt`]), signing keys ([`keys`]), refresh
 //! token families and the revocation list ([`refresh_family`], [`revocation`], and RFC 7009
 //! in [`revoke`]), and one module per grant type under [`grant`]. OpenID Connect's ID
-//! tokens and user claims are [`id_token`]. Errors are mapped to RFC 6749 codes in
+//! tokens and user claims are [`id_token`], its UserInfo answer [`userinfo`]. Errors are mapped to RFC 6749 codes in
 //! [`error`]. Brute-force protection of the login form is [`login_throttle`] (with the
 //! client address from [`client_ip`]), the token endpoint's per-client limit
 //! [`rate_limit`], and every security-relevant action is written as an [`audit`] event.
@@ -52,6 +52,7 @@ pub mod session;
 pub mod sign_in;
 pub mod time;
 pub mod user;
+pub mod userinfo;
 
 pub use error::{OAuthError, StoreError};
 pub use server::{AuthorizationServer, Ports};

@@ -50,6 +50,12 @@ impl ScopeSet {
         Ok(wanted)
     }
 
+    /// The set without `scope`.
+    pub fn without(mut self, scope: &str) -> ScopeSet {
+        self.0.remove(scope);
+        self
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -119,6 +125,8 @@ mod tests {
         assert!(read.is_subset(&both) && !both.is_subset(&read));
         assert!(ScopeSet::default().is_subset(&read));
         assert_eq!(read.union(&ScopeSet::from_tokens(["write"])), both);
+        assert_eq!(both.clone().without("write"), read);
+        assert_eq!(read.clone().without("write"), read);
     }
 
     #[test]

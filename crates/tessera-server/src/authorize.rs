@@ -47,27 +47,38 @@ pub async fn authorize_get(
         Ok(r) => r,
         Err(e) => return authorize_error(&state, e),
     };
-    let session_cookie = cookies::get(&headers, state.cookies.session_name());
-    if let Some(session_id) = session_cookie {
-        match state.server.session(session_id).await {
-            Ok(Some((session, user))) => {
-                return match consent::next_step(&state, &request, &session).await {
-                    Ok(Next::Code(location)) => redirect(&location),
-                    Ok(Next::Consent) => {
-                        consent::show(&state, &request, &params, session_id, &user.username)
-                    }
-                    Err(e) => server_error_page(&e),
-                };
-            }
-            Ok(None) => {}
+    let session = match cookies::get(&headers, state.cookies.session_name()) {
+        Some(session_id) => match state.server.session(session_id).await {
+            Ok(found) => found.map(|(session, user)| (session_id, session, user)),
             Err(e) => return server_error_page(&e),
-        }
+        },
+        None => None,
+    };
+    // OIDC Core §3.1.2.1: `prompt=login` and `max_age` can turn a live session down.
+    let now = state.server.ports().clock.now();
+    let session = session.filter(|(_, s, _)| request.accepts_session(s.auth_time, now));
+    if let Some((session_id, session, user)) = session {
+        return match consent::next_step(&state, &request, &session).await {
+            Ok(Next::Code(location)) => redirect(&location),
+            Ok(Next::Consent) if request.prompt.none => {
+                authorize_error(&state, no_interaction(request, "consent_required"))
+            }
+            Ok(Next::Consent) => {
+                consent::show(&state, &request, &params, session_id, &user.username)
+            }
+            Err(e) => server_error_page(&e),
+        };
+    }
+    // `prompt=none`: the client asked for no page at all, and signing in needs one.
+    if request.prompt.none {
+        return authorize_error(&state, no_interaction(request, "login_required"));
     }
     let (binding, fresh) = match cookies::get(&headers, state.cookies.csrf_name()) {
         Some(b) => (b.to_owned(), false),
         None => (secret::mint_id(state.server.ports().random.as_ref()), true),
     };
-    let mut response = show_login(&request, &params, &binding, StatusCode::OK, "", None);
+    let hint = request.login_hint.clone().unwrap_or_default();
+    let mut response = show_login(&request, &params, &binding, StatusCode::OK, &hint, None);
     if fresh {
         set_cookie(
             &mut response,
@@ -169,6 +180,21 @@ pub async fn authorize_post(State(state): State<AppState>, request: Request) -> 
         }
         Err(SignInError::Server(e)) => server_error_page(&e),
         Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed."),
+    }
+}
+
+/// The answer to `prompt=none` when the user would have to see a page: `login_required`
+/// or `consent_required`, redirected to the client (OIDC Core §3.1.2.6).
+fn no_interaction(request: AuthorizationRequest, error: &'static str) -> AuthorizeError {
+    let description = match error {
+        "login_required" => "the user must sign in",
+        _ => "the user must approve the request",
+    };
+    AuthorizeError::Redirect {
+        redirect_uri: request.redirect_uri,
+        state: request.state,
+        error,
+        description: description.into(),
     }
 }
 

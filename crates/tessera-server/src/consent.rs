@@ -75,10 +75,28 @@ pub(crate) fn show(
 /// The authorization request's own URL (a path on this server), to show it again by `GET`:
 /// after the login form, the browser is sent there (Post/Redirect/Get), so the consent page
 /// comes from a `GET` and reloading it never posts the password again.
+///
+/// The user has just signed in, which is what `prompt=login` (or `select_account`) and
+/// `max_age` asked for: they are left out, or the `GET` would ask for the password again,
+/// and again. The other prompt values stay (`consent` must still show the consent page).
 pub(crate) fn authorize_again(params: &Params) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in params.pairs() {
-        query.append_pair(name, value);
+        match name {
+            "max_age" => {}
+            "prompt" => {
+                let kept: Vec<&str> = value
+                    .split(' ')
+                    .filter(|v| !matches!(*v, "" | "login" | "select_account"))
+                    .collect();
+                if !kept.is_empty() {
+                    query.append_pair(name, &kept.join(" "));
+                }
+            }
+            _ => {
+                query.append_pair(name, value);
+            }
+        }
     }
     format!("{}?{}", paths::AUTHORIZE, query.finish())
 }
@@ -188,6 +206,25 @@ mod tests {
         assert_eq!(
             authorize_again(&params),
             "/api/v2/auth/authorize?client_id=a+b&state=x%26y"
+        );
+    }
+
+    #[test]
+    fn shown_again_after_sign_in_it_no_longer_asks_for_a_fresh_sign_in() {
+        let params = Params::from_pairs([
+            ("client_id", "c"),
+            ("prompt", "login consent"),
+            ("max_age", "0"),
+            ("nonce", "n"),
+        ]);
+        assert_eq!(
+            authorize_again(&params),
+            "/api/v2/auth/authorize?client_id=c&prompt=consent&nonce=n"
+        );
+        let params = Params::from_pairs([("client_id", "c"), ("prompt", "select_account")]);
+        assert_eq!(
+            authorize_again(&params),
+            "/api/v2/auth/authorize?client_id=c"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! Tessera's HTTP adapter: the OAuth 2.0 endpoints, discovery, JWKS, the sign-in pages
-//! (login, consent, error, signed out) and health probes, on axum.
+//! Tessera's HTTP adapter: the OAuth 2.0 and OpenID Connect endpoints, discovery, JWKS,
+//! the sign-in pages (login, consent, error, signed out) and health probes, on axum.
 //!
 //! Handlers are thin: they read the request strictly ([`form`]), make one call into
 //! `tessera_core::AuthorizationServer`, and shape the answer; errors become RFC 6749 §5.2
@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod revocations;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub mod paths {
     pub const TOKEN: &str = "/api/v2/auth/token";
     /// The revocation endpoint (RFC 7009).
     pub const REVOKE: &str = "/api/v2/auth/revoke";
+    /// The UserInfo endpoint (OpenID Connect Core §5.3).
+    pub const USERINFO: &str = "/api/v2/auth/userinfo";
     /// The introspection endpoint (RFC 7662).
     pub const INTROSPECT: &str = "/api/v2/auth/introspect";
     /// The revocation feed for remote gateways.
@@ -156,6 +159,12 @@ pub fn app(state: AppState) -> Router {
         .route(
             paths::INTROSPECT,
             axum::routing::post(introspect::introspect).fallback(json_405),
+        )
+        .route(
+            paths::USERINFO,
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .fallback(json_405),
         )
         .route(paths::REVOCATIONS, get(revocations::feed))
         .route("/metrics", get(metrics::render))

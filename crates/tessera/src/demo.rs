@@ -50,7 +50,8 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         secret_hash: None,
         redirect_uris: vec![redirect_uri.clone()],
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        scopes: scopes.clone(),
+        // OpenID Connect too: `scope=openid ...` (with a nonce) signs in with an ID token.
+        scopes: scopes.union(&ScopeSet::from_tokens(["openid", "profile", "email"])),
         audiences: vec![AUDIENCE.into()],
         access_token_ttl: None,
         refresh_token_ttl: None,
@@ -99,7 +100,11 @@ pub async fn prepare(server: &AuthorizationServer, issuer: &str) -> Result<DemoS
         username: USER.into(),
         password_hash: hash.clone(),
         roles: vec!["demo".into()],
-        profile: UserProfile::default(),
+        profile: UserProfile {
+            name: Some("Demo User".into()),
+            email: Some("demo@example.com".into()),
+            email_verified: false,
+        },
         disabled: false,
         created_at: now,
     };
