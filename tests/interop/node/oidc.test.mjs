@@ -71,8 +71,10 @@ function configure(which, metadata = {}) {
     which.id,
     { ...which.metadata, ...metadata },
     which.auth(),
-    // The issuer is plain http on the loopback interface.
-    { execute: [client.allowInsecureRequests], timeout: 10 },
+    // The issuer is plain http on the loopback interface. openid-client skips the signature
+    // check of ID tokens that come straight from the token endpoint unless asked:
+    // enableNonRepudiationChecks verifies them against the server's JWKS.
+    { execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks], timeout: 10 },
   );
 }
 
@@ -283,7 +285,8 @@ for (const [kind, which] of Object.entries(CLIENTS)) {
       assert.equal(header.typ, 'JWT');
       assert.ok(header.kid, 'the ID token header names its key');
 
-      // openid-client has checked the signature (JWKS), iss, aud, exp, iat and nonce.
+      // openid-client has checked the signature (against the JWKS), iss, aud, exp, iat and
+      // nonce.
       const claims = tokens.claims();
       const now = Math.floor(Date.now() / 1000);
       assert.equal(claims.iss, ISSUER);
@@ -313,7 +316,10 @@ for (const [kind, which] of Object.entries(CLIENTS)) {
       assert.equal(info.email, USER_EMAIL);
       assert.equal(info.email_verified, true);
       // And openid-client does check the subject it is given.
-      await assert.rejects(client.fetchUserInfo(config, tokens.access_token, `${USER_ID}-not`), /sub/i);
+      await assert.rejects(
+        client.fetchUserInfo(config, tokens.access_token, `${USER_ID}-not`),
+        (e) => /"sub"/.test(e.cause?.message),
+      );
     });
 
     test('4. refreshTokenGrant works; a new ID token names the same subject', async (t) => {
@@ -536,5 +542,26 @@ describe('what openid-client must refuse', () => {
     assert.match(`${error.message} ${error.cause?.message}`, /exp/i, String(error));
     assert.equal(error.cause?.cause?.claim, 'exp');
     assert.equal(error.cause?.cause?.claims?.sub, USER_ID, 'the rejected token was the real ID token');
+  });
+
+  test('10. an ID token altered after signing: rejected against the JWKS (the signature is checked)', async () => {
+    // Guards the other tests: they rely on openid-client verifying the server's signature.
+    const config = await configure(CLIENTS.public);
+    const token_endpoint = config.serverMetadata().token_endpoint;
+    config[client.customFetch] = async (url, options) => {
+      const response = await fetch(url, options);
+      if (url !== token_endpoint || response.status !== 200) return response;
+      const body = await response.json();
+      const [h, p, sig] = body.id_token.split('.');
+      const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+      payload.email = 'mallory@interop.test';
+      body.id_token = [h, Buffer.from(JSON.stringify(payload)).toString('base64url'), sig].join('.');
+      return Response.json(body, { status: 200, headers: { 'cache-control': 'no-store' } });
+    };
+    const error = await redeem(config, await authorize(config)).then(
+      () => assert.fail('authorizationCodeGrant accepted an altered ID token'),
+      (e) => e,
+    );
+    assert.match(`${error.message} ${error.cause?.message}`, /signature/i, String(error));
   });
 });
