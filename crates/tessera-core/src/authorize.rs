@@ -74,9 +74,10 @@ impl AuthorizationRequest {
     /// Whether the session of a user who authenticated at `auth_time` may answer this
     /// request at `now` without signing in again: not when the client asked for a fresh
     /// sign-in (`prompt=login` or `select_account`), nor when the authentication is older
-    /// than `max_age` seconds (OIDC Core §3.1.2.1).
+    /// than `max_age` seconds (OIDC Core §3.1.2.1). `max_age=0` is `prompt=login`, whatever
+    /// the clock says: a session started this very second is still not a fresh sign-in.
     pub fn accepts_session(&self, auth_time: UnixTime, now: UnixTime) -> bool {
-        if self.prompt.login {
+        if self.prompt.login || self.max_age == Some(0) {
             return false;
         }
         self.max_age.is_none_or(|max| {

@@ -183,6 +183,7 @@ impl Harness {
                 ("client_id", CLIENT),
                 ("redirect_uri", REDIRECT),
                 ("scope", "openid read"),
+                ("nonce", "n-0S6_WzA2Mj"),
                 ("code_challenge", challenge().as_str()),
                 ("code_challenge_method", "S256"),
             ]))

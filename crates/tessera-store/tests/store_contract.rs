@@ -3870,7 +3870,10 @@ mod sqlite {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
+        assert_eq!(
+            applied,
+            vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        );
         pool.close().await;
     }
 
@@ -4237,7 +4240,10 @@ mod postgres {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
+        assert_eq!(
+            applied,
+            vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        );
         pool.close().await;
         db.drop_now().await;
     }
@@ -4312,7 +4318,10 @@ mod postgres {
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-        assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
+        assert_eq!(
+            applied,
+            vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        );
         pool.close().await;
         db.drop_now().await;
     }

@@ -247,12 +247,20 @@ fn user_administration() {
             "admin",
             "--role",
             "ops",
+            "--name",
+            "Bob Builder",
+            "--email",
+            "bob@example.test",
             "--format",
             "json",
         ],
         Some("a long enough password\n"),
     );
     assert_eq!(bob["roles"], serde_json::json!(["admin", "ops"]));
+    // The OpenID Connect profile: shown, and not vouched for unless the operator says so.
+    assert_eq!(bob["name"], "Bob Builder");
+    assert_eq!(bob["email"], "bob@example.test");
+    assert_eq!(bob["email_verified"], false);
     assert!(bob.get("password").is_none());
     let carol = ok_json(d, &["user", "create", "carol", "--format", "json"], None);
     assert!(
@@ -272,6 +280,24 @@ fn user_administration() {
         "at least 12",
     );
     fails_with(d, &["user", "create", "with space"], None, "username");
+    fails_with(
+        d,
+        &["user", "create", "erin", "--email", "not an address"],
+        None,
+        "not an email address",
+    );
+    fails_with(
+        d,
+        &["user", "create", "erin", "--email-verified"],
+        None,
+        "--email",
+    );
+    fails_with(
+        d,
+        &["user", "create", "erin", "--name", "tab\there"],
+        None,
+        "--name",
+    );
     assert!(
         tessera(d, &["user", "disable", "bob"], None)
             .status
@@ -665,6 +691,11 @@ fn export_then_import_moves_clients_users_and_keys_to_another_store() {
             "--password-stdin",
             "--role",
             "r",
+            "--name",
+            "Alice Example",
+            "--email",
+            "alice@example.test",
+            "--email-verified",
             "--format",
             "json",
         ],
@@ -699,6 +730,11 @@ fn export_then_import_moves_clients_users_and_keys_to_another_store() {
     assert!(
         String::from_utf8_lossy(&imported.stdout).contains("imported 3 records (0 already present")
     );
+    // The user's OpenID Connect profile travels with the user.
+    let users = ok_json(b.path(), &["user", "list", "--format", "json"], None);
+    assert_eq!(users[0]["name"], "Alice Example");
+    assert_eq!(users[0]["email"], "alice@example.test");
+    assert_eq!(users[0]["email_verified"], true);
     for list in [["client", "list"], ["user", "list"], ["keys", "list"]] {
         let args = [list[0], list[1], "--format", "json"];
         assert_eq!(
