@@ -18,14 +18,17 @@ use tessera_core::userinfo::UserInfoError;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::form::read_form;
+use crate::form::{FormError, read_form};
 
 /// `GET|POST /api/v2/auth/userinfo`.
 pub async fn userinfo(State(state): State<AppState>, parts: Parts, body: Body) -> Response {
     let token = match bearer_token(&parts, body).await {
         Ok(Some(token)) => token,
         Ok(None) => return challenge(StatusCode::UNAUTHORIZED, None),
-        Err(refusal) => return refusal,
+        Err(Refusal::Form(e)) => {
+            return ApiError::with_status(e.to_oauth(), e.status()).into_response();
+        }
+        Err(Refusal::InvalidRequest(description)) => return invalid_request(description),
     };
     match state.server.userinfo(&token).await {
         Ok(info) => {
@@ -54,23 +57,31 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts, body: Body) -
     }
 }
 
+/// Why the request's token could not be read.
+enum Refusal {
+    /// The form body was refused.
+    Form(FormError),
+    /// `invalid_request`, with this description.
+    InvalidRequest(&'static str),
+}
+
 /// The access token of the request, from the header or (on `POST`) the form body.
-async fn bearer_token(parts: &Parts, body: Body) -> Result<Option<String>, Response> {
-    let header = from_header(&parts.headers)?;
+async fn bearer_token(parts: &Parts, body: Body) -> Result<Option<String>, Refusal> {
+    let header = from_header(&parts.headers).map_err(Refusal::InvalidRequest)?;
     let form = if parts.method == Method::POST && has_form(&parts.headers) {
         let params = read_form(&parts.headers, body)
             .await
-            .map_err(|e| ApiError::with_status(e.to_oauth(), e.status()).into_response())?;
+            .map_err(Refusal::Form)?;
         params
             .get("access_token")
-            .map_err(|_| invalid_request("access_token is repeated"))?
+            .map_err(|_| Refusal::InvalidRequest("access_token is repeated"))?
             .map(str::to_owned)
     } else {
         None
     };
     match (header, form) {
         // RFC 6750 §2: "Clients MUST NOT use more than one method to transmit the token".
-        (Some(_), Some(_)) => Err(invalid_request(
+        (Some(_), Some(_)) => Err(Refusal::InvalidRequest(
             "the access token must be sent one way only",
         )),
         (header, form) => Ok(header.or(form)),
@@ -78,18 +89,18 @@ async fn bearer_token(parts: &Parts, body: Body) -> Result<Option<String>, Respo
 }
 
 /// The token of an `Authorization: Bearer` header; other schemes are no token at all.
-fn from_header(headers: &HeaderMap) -> Result<Option<String>, Response> {
+fn from_header(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
         .to_str()
-        .map_err(|_| invalid_request("the Authorization header is malformed"))?;
+        .map_err(|_| "the Authorization header is malformed")?;
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
             let token = token.trim();
             if token.is_empty() {
-                return Err(invalid_request("the bearer token is empty"));
+                return Err("the bearer token is empty");
             }
             Ok(Some(token.to_owned()))
         }

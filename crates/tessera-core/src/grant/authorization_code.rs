@@ -98,7 +98,7 @@ pub async fn exchange(
         .allows(GrantType::RefreshToken)
         .then(|| refresh_token(server, registered, family.absolute_expires_at));
     let subject = Subject::User {
-        user,
+        user: Box::new(user),
         auth_time: record.auth_time,
         nonce: record.nonce.clone(),
         _proof: UserGrantProof::Pkce(pkce),

@@ -68,7 +68,8 @@ pub(crate) enum UserGrantProof {
 pub(crate) enum Subject {
     /// A user.
     User {
-        user: User,
+        /// Boxed: a user record is large beside the client's unit variant.
+        user: Box<User>,
         auth_time: UnixTime,
         /// The authorization request's `nonce`, for the ID token (none on a refresh).
         nonce: Option<String>,
@@ -111,6 +112,7 @@ pub(crate) fn access_token(
             nonce,
             ..
         } => {
+            let user = *user;
             if scope.contains(OPENID) {
                 oidc = Some((UserClaims::released(&user, scope), nonce));
             }

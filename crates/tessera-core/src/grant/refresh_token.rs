@@ -80,7 +80,7 @@ pub async fn refresh(
         .ok_or(OAuthError::InvalidGrant("the user is no longer active"))?;
 
     let subject = Subject::User {
-        user,
+        user: Box::new(user),
         auth_time: family.auth_time,
         // OIDC Core §12.2: the ID token of a refresh carries no nonce.
         nonce: None,
