@@ -133,6 +133,13 @@ pub async fn authorize_post(State(state): State<AppState>, request: Request) -> 
     // login_locked).
     match state.server.sign_in(&attempt).await {
         Ok(new) => {
+            // Signing in again (`prompt=login`, `max_age`, another account) replaces the
+            // browser's session: the one its cookie named ends now, not when it expires.
+            if let Some(old) = cookies::get(&parts.headers, state.cookies.session_name())
+                && let Err(e) = state.server.end_session(old).await
+            {
+                return server_error_page(&e);
+            }
             let location = match consent::next_step(&state, &request, &new.session).await {
                 Ok(Next::Code(l)) => l,
                 // Post/Redirect/Get: the consent page comes from a GET of the same request.

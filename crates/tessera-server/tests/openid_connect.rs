@@ -14,6 +14,8 @@ use common::{
 use serde_json::Value;
 use tessera_core::client::{Client, GrantType};
 use tessera_core::scope::ScopeSet;
+use tessera_core::secret::SecretHash;
+use tessera_core::session::SessionStore;
 use tessera_core::time::Clock;
 use tessera_core::user::{self, User, UserProfile, UserStore};
 
@@ -277,11 +279,18 @@ async fn prompt_login_and_max_age_ask_for_the_password_again_once() {
         params.push(("nonce", "n2"));
         let url = url_with(&server, "rp-public", "openid", &params);
         assert!(browser.get(&url).await.is_login(), "{extra:?}: login page");
+        let replaced = browser.cookie("tessera_session").unwrap().to_owned();
         // Signing in gives the code, and the ID token says when the user authenticated.
         let location = sign_in(&server, &mut browser, "rp-public", &params).await;
         let tokens = redeem(&server, "rp-public", &location).await;
         let id = claims(tokens["id_token"].as_str().unwrap());
         assert_eq!(id["auth_time"], server.clock.now().0, "{extra:?}");
+        // The session the new sign-in replaced is over on the server too.
+        assert_ne!(browser.cookie("tessera_session").unwrap(), replaced);
+        let stored = SessionStore::find(&server.store, &SecretHash::of(&replaced))
+            .await
+            .unwrap();
+        assert!(stored.is_none(), "{extra:?}: the old session is deleted");
     }
 
     // A third-party client with prompt=login: the password, then the consent page (not the
