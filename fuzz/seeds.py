@@ -147,6 +147,16 @@ def main() -> None:
          "&code_challenge=abc&code_challenge_method=plain")
     seed("authorize", 0x00, "response_type=code&client_id=web"
          "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb")
+    # OpenID Connect: nonce, prompt, max_age, login_hint, signed in and out.
+    oidc = (f"response_type=code&client_id=spa&redirect_uri={loopback}&scope=openid+profile+email"
+            f"&state=s&code_challenge={challenge}&code_challenge_method=S256&nonce=n-0S6_WzA2Mj")
+    for flags in (0x00, 0x01):
+        seed("authorize", flags, oidc + "&prompt=none&max_age=60&login_hint=alice")
+    seed("authorize", 0x01, oidc + "&prompt=login+consent")
+    seed("authorize", 0x01, oidc.replace("&nonce=n-0S6_WzA2Mj", "") + "&max_age=0")
+    seed("authorize", 0x01, "response_type=code&client_id=partner&redirect_uri=com.example.app"
+         "%3A%2Foauth&scope=openid&nonce=n&prompt=none"
+         f"&code_challenge={challenge}&code_challenge_method=S256")
 
     # introspect: flags (content type bits 0-1; Authorization bits 2-3: none, svc, Basic of
     # the line, the line), [line\n], body.

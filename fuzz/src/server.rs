@@ -148,7 +148,8 @@ impl TestServer {
             secret_hash: secret.then(|| SecretHash::of(SECRET)),
             redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
             grant_types: grants.to_vec(),
-            scopes: ScopeSet::from_tokens(["read", "write"]),
+            // OpenID Connect too, so that `nonce`, `prompt` and `max_age` are reached.
+            scopes: ScopeSet::from_tokens(["read", "write", "openid", "profile", "email"]),
             audiences: vec![AUDIENCE.into(), OTHER_AUDIENCE.into()],
             access_token_ttl: None,
             refresh_token_ttl: None,
