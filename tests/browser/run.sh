@@ -33,114 +33,31 @@ if [[ ! -x "$BIN" ]]; then
     exit 2
 fi
 
-# --- System packages: chromium, Node.js ---------------------------------------------------
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 || {
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"
-    }
-}
-can_install() { [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; }
-missing() {
-    local what="$1"
-    if [[ "${CI:-}" == "true" ]]; then
-        echo "browser: $what is missing and cannot be installed (not root); CI needs it" >&2
-        exit 1
-    fi
-    echo "browser: SKIPPED: $what is missing and cannot be installed here (not root)" >&2
-    exit 0
-}
+NAME=browser
+# shellcheck source=../lib.sh
+source "$REPO/tests/lib.sh"
 
+# --- System packages: chromium, Node.js ---------------------------------------------------
 if [[ ! -x "$CHROMIUM" ]]; then
     can_install || missing "chromium ($CHROMIUM)"
     echo "browser: installing Debian's chromium" >&2
     apt_install chromium
 fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    can_install || missing "Node.js/npm"
-    echo "browser: installing Debian's nodejs and npm" >&2
-    apt_install nodejs npm
-fi
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if (( node_major < 20 )); then
-    # playwright-core needs Node.js 20 or later (Debian 12's own nodejs is 18).
-    echo "browser: Node.js $(node --version) is too old; playwright-core needs 20 or later" >&2
-    exit 1
-fi
-
-# --- npm packages ---------------------------------------------------------------------------
-LOCK="$HERE/package-lock.json"
-STAMP="$HERE/node_modules/.tessera-lock.sha256"
-want="$(sha256sum "$LOCK" | cut -d' ' -f1)"
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
-    echo "browser: npm ci (playwright-core, jose)" >&2
-    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$want" >"$STAMP"
-fi
+ensure_node playwright-core
+npm_ci "$HERE" "playwright-core, jose"
 
 # --- Server ---------------------------------------------------------------------------------
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/tessera-browser.XXXXXX")"
-DATA="$TMP/data"
-OUT="$TMP/stdout.txt" # the demo's credentials (printed to standard output)
-LOG="$TMP/server.log" # the server's log (standard error)
-mkdir -p "$DATA"
-SERVER_PID=""
-
-cleanup() {
-    local status=$?
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [[ $status -ne 0 && -f "$LOG" ]]; then
-        echo "browser: server log ($LOG):" >&2
-        sed 's/^/  | /' "$LOG" >&2 || true
-    fi
-    rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 # The consent page shows scopes in words: describe the one the tests ask for.
 READ_SCOPE_DESCRIPTION="See your reports and settings"
 export TESSERA_SCOPE_DESCRIPTIONS="read=$READ_SCOPE_DESCRIPTION"
-NO_COLOR=1 "$BIN" serve --demo --listen 127.0.0.1:0 --data-dir "$DATA" --log-format text \
-    >"$OUT" 2>"$LOG" &
-SERVER_PID=$!
-
-# Readiness: the log line names the bound address, the demo has printed its password, and
-# /readyz answers 200. 100 attempts x 0.2 s = ~20 s in all.
-ISSUER="" PASSWORD=""
-for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "browser: tessera serve --demo exited before becoming ready" >&2
-        exit 1
-    fi
-    if [[ -z "$ISSUER" ]]; then
-        line="$(sed 's/\x1b\[[0-9;]*m//g' "$LOG" | grep -m1 'tessera is ready' || true)"
-        if [[ -n "$line" ]]; then
-            ISSUER="$(sed -n 's/.* issuer=\([^ ]*\).*/\1/p' <<<"$line")"
-            LISTEN="$(sed -n 's/.* listen=\([^ ]*\).*/\1/p' <<<"$line")"
-        fi
-    fi
-    if [[ -z "$PASSWORD" ]]; then
-        # "  user                 demo  password <password>"
-        PASSWORD="$(sed -n 's/^ *user  *demo  *password  *\([^ ]*\) *$/\1/p' "$OUT" | head -n1)"
-    fi
-    if [[ -n "$ISSUER" && -n "$PASSWORD" ]] &&
-        curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
-        break
-    fi
-    sleep 0.2
-done
-if [[ -z "$ISSUER" || -z "$PASSWORD" ]] || ! curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
-    echo "browser: tessera did not become ready (or printed no demo password) within ~20 s" >&2
-    sed 's/^/  | /' "$OUT" >&2 || true
-    exit 1
-fi
-echo "browser: tessera ready at $ISSUER" >&2
+tessera_serve --demo
+# Ready once the demo has printed its password too:
+# "  user                 demo  password <password>"
+demo_password() {
+    PASSWORD="$(sed -n 's/^ *user  *demo  *password  *\([^ ]*\) *$/\1/p' "$OUT" | head -n1)"
+    [[ -n "$PASSWORD" ]]
+}
+tessera_wait_ready demo_password
 
 # --- Tests ----------------------------------------------------------------------------------
 SCREENSHOTS="${TESSERA_SCREENSHOT_DIR:-$HERE/screenshots}"

@@ -26,98 +26,18 @@ if [[ ! -x "$BIN" ]]; then
     exit 2
 fi
 
-# --- Node.js --------------------------------------------------------------------------------
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 || {
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"
-    }
-}
-can_install() { [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; }
-missing() {
-    local what="$1"
-    if [[ "${CI:-}" == "true" ]]; then
-        echo "interop-node: $what is missing and cannot be installed (not root); CI needs it" >&2
-        exit 1
-    fi
-    echo "interop-node: SKIPPED: $what is missing and cannot be installed here (not root)" >&2
-    exit 0
-}
+NAME=interop-node
+# shellcheck source=../../lib.sh
+source "$REPO/tests/lib.sh"
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    can_install || missing "Node.js/npm"
-    echo "interop-node: installing Debian's nodejs and npm" >&2
-    apt_install nodejs npm
-fi
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if (( node_major < 20 )); then
-    # openid-client 6 needs the Web Crypto and fetch of Node.js 20 or later.
-    echo "interop-node: Node.js $(node --version) is too old; openid-client 6 needs 20 or later" >&2
-    exit 1
-fi
-
-# --- npm packages ---------------------------------------------------------------------------
-LOCK="$HERE/package-lock.json"
-STAMP="$HERE/node_modules/.tessera-lock.sha256"
-want="$(sha256sum "$LOCK" | cut -d' ' -f1)"
-if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
-    echo "interop-node: npm ci (openid-client)" >&2
-    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
-    echo "$want" >"$STAMP"
-fi
+# --- Node.js and npm packages ---------------------------------------------------------------
+# openid-client 6 needs the Web Crypto and fetch of Node.js 20 or later.
+ensure_node "openid-client 6"
+npm_ci "$HERE" openid-client
 
 # --- Server ---------------------------------------------------------------------------------
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/tessera-interop-node.XXXXXX")"
-DATA="$TMP/data"
-LOG="$TMP/server.log"
-mkdir -p "$DATA"
-SERVER_PID=""
-
-cleanup() {
-    local status=$?
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [[ $status -ne 0 && -f "$LOG" ]]; then
-        echo "interop-node: server log ($LOG):" >&2
-        sed 's/^/  | /' "$LOG" >&2 || true
-    fi
-    rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-NO_COLOR=1 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" --log-format text >"$LOG" 2>&1 &
-SERVER_PID=$!
-
-# Readiness: the log line names the bound address, then /readyz must answer 200.
-# 100 attempts x 0.2 s = ~20 s in all.
-ISSUER=""
-for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "interop-node: tessera serve exited before becoming ready" >&2
-        exit 1
-    fi
-    if [[ -z "$ISSUER" ]]; then
-        line="$(sed 's/\x1b\[[0-9;]*m//g' "$LOG" | grep -m1 'tessera is ready' || true)"
-        if [[ -n "$line" ]]; then
-            ISSUER="$(sed -n 's/.* issuer=\([^ ]*\).*/\1/p' <<<"$line")"
-            LISTEN="$(sed -n 's/.* listen=\([^ ]*\).*/\1/p' <<<"$line")"
-        fi
-    fi
-    if [[ -n "$ISSUER" ]] && curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
-        break
-    fi
-    sleep 0.2
-done
-if [[ -z "$ISSUER" ]] || ! curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
-    echo "interop-node: tessera did not become ready within ~20 s" >&2
-    exit 1
-fi
-echo "interop-node: tessera ready at $ISSUER" >&2
+tessera_serve
+tessera_wait_ready
 
 # --- Registrations (same SQLite database as the running server) ----------------------------
 # The redirect URIs are never contacted: the tests read the Location headers themselves.

@@ -20,6 +20,9 @@ if [[ ! -x "$BIN" ]]; then
     echo "interop: tessera binary not found at $BIN (run cargo build first)" >&2
     exit 2
 fi
+NAME=interop
+# shellcheck source=../../lib.sh
+source "$REPO/tests/lib.sh"
 
 # --- Python environment -------------------------------------------------------------------
 REQS="$HERE/requirements.txt"
@@ -43,60 +46,11 @@ fi
 PY="$VENV/bin/python"
 
 # --- Server ---------------------------------------------------------------------------------
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/tessera-interop.XXXXXX")"
-DATA="$TMP/data"
-LOG="$TMP/server.log"
-mkdir -p "$DATA"
-SERVER_PID=""
-
-cleanup() {
-    local status=$?
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    if [[ $status -ne 0 && -f "$LOG" ]]; then
-        echo "interop: server log ($LOG):" >&2
-        sed 's/^/  | /' "$LOG" >&2 || true
-    fi
-    rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 # A fast key schedule, so the rotation test runs in seconds: keys are published 2 s before
 # they sign, verifiers may cache the JWKS for 1 s, every node reloads its ring each second.
 export TESSERA_JWKS_MAX_AGE=1s TESSERA_KEY_PUBLISH_AHEAD=2s TESSERA_KEY_REFRESH_INTERVAL=1s
-NO_COLOR=1 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" --log-format text >"$LOG" 2>&1 &
-SERVER_PID=$!
-
-# Readiness: the log line names the bound address, then /readyz must answer 200.
-# 100 attempts x 0.2 s = ~20 s in all.
-ISSUER=""
-for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "interop: tessera serve exited before becoming ready" >&2
-        exit 1
-    fi
-    if [[ -z "$ISSUER" ]]; then
-        line="$(sed 's/\x1b\[[0-9;]*m//g' "$LOG" | grep -m1 'tessera is ready' || true)"
-        if [[ -n "$line" ]]; then
-            ISSUER="$(sed -n 's/.* issuer=\([^ ]*\).*/\1/p' <<<"$line")"
-            LISTEN="$(sed -n 's/.* listen=\([^ ]*\).*/\1/p' <<<"$line")"
-        fi
-    fi
-    if [[ -n "$ISSUER" ]] && curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
-        break
-    fi
-    sleep 0.2
-done
-if [[ -z "$ISSUER" ]] || ! curl -fsS -o /dev/null --max-time 1 "http://$LISTEN/readyz"; then
-    echo "interop: tessera did not become ready within ~20 s" >&2
-    exit 1
-fi
-echo "interop: tessera ready at $ISSUER" >&2
+tessera_serve
+tessera_wait_ready
 
 # --- Registrations (same SQLite database as the running server) ----------------------------
 AUDIENCE="https://api.interop.test"
