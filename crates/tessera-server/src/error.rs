@@ -36,10 +36,11 @@ impl From<OAuthError> for ApiError {
     }
 }
 
+/// The JSON body of an OAuth error (RFC 6749 §5.2; RFC 6750 §3 reuses its members).
 #[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    error_description: &'a str,
+pub(crate) struct ErrorBody<'a> {
+    pub(crate) error: &'a str,
+    pub(crate) error_description: &'a str,
 }
 
 /// Logs an internal error with its chain of causes.
@@ -63,7 +64,7 @@ impl IntoResponse for ApiError {
             StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::BAD_REQUEST)
         });
         let description = self.error.description();
-        let body = Body {
+        let body = ErrorBody {
             error: self.error.code(),
             error_description: &description,
         };

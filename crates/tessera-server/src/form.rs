@@ -54,14 +54,23 @@ impl FormError {
     }
 }
 
-/// Checks the content type and reads and parses a form body.
-pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormError> {
-    let content_type = headers
+/// Whether the body is declared `application/x-www-form-urlencoded` (parameters of the
+/// media type, such as `charset`, aside).
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| {
+            essence
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Checks the content type and reads and parses a form body.
+pub async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, FormError> {
+    if !is_form(headers) {
         return Err(FormError::ContentType);
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY)

@@ -5,13 +5,13 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tessera_core::introspection::{CacheTier, Source};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::form::read_form;
+use crate::no_store;
 use crate::token::basic_credentials;
 
 /// Handles an introspection request.
@@ -36,11 +36,7 @@ pub async fn introspect(State(state): State<AppState>, request: Request) -> Resp
                 .increment(1);
             let active = if answer.active { "true" } else { "false" };
             metrics::counter!("tessera_introspections_total", "active" => active).increment(1);
-            let mut response = Json(answer).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+            no_store(Json(answer))
         }
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -199,6 +199,16 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// An answer that must not be stored by any cache: it is about one caller's credentials
+/// (RFC 6749 §5.1, RFC 7662 §4, OIDC Core §5.3.2).
+pub(crate) fn no_store(answer: impl IntoResponse) -> Response {
+    let mut response = answer.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 async fn not_found() -> ApiError {
     ApiError::with_status(
         OAuthError::invalid_request("no such endpoint"),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use tessera_core::OAuthError;
 use tessera_core::params::Params;
@@ -18,6 +18,7 @@ use tessera_core::revocation_feed;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::no_store;
 use crate::token::basic_credentials;
 
 /// The longest a request may wait for a revocation.
@@ -33,13 +34,7 @@ pub async fn feed(
     RawQuery(query): RawQuery,
 ) -> Response {
     match answer(&state, &headers, query.as_deref().unwrap_or_default()).await {
-        Ok(page) => {
-            let mut response = Json(page).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+        Ok(page) => no_store(Json(page)),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -5,12 +5,13 @@
 //! (RFC 7009 §2.2), so the endpoint cannot be used to probe tokens.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::form::read_form;
+use crate::no_store;
 use crate::token::basic_credentials;
 
 /// Handles a revocation request.
@@ -27,11 +28,7 @@ pub async fn revoke(State(state): State<AppState>, request: Request) -> Response
     match state.server.revoke(&params, basic).await {
         Ok(outcome) => {
             tracing::info!(?outcome, "revocation request");
-            let mut response = StatusCode::OK.into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
+            no_store(StatusCode::OK)
         }
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -13,12 +13,12 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tessera_core::userinfo::UserInfoError;
 
 use crate::AppState;
-use crate::error::ApiError;
-use crate::form::{FormError, read_form};
+use crate::error::{ApiError, ErrorBody};
+use crate::form::{FormError, is_form, read_form};
+use crate::no_store;
 
 /// `GET|POST /api/v2/auth/userinfo`.
 pub async fn userinfo(State(state): State<AppState>, parts: Parts, body: Body) -> Response {
@@ -31,13 +31,7 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts, body: Body) -
         Err(Refusal::InvalidRequest(description)) => return invalid_request(description),
     };
     match state.server.userinfo(&token).await {
-        Ok(info) => {
-            let mut response = Json(info).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+        Ok(info) => no_store(Json(info)),
         Err(UserInfoError::InvalidToken) => challenge(
             StatusCode::UNAUTHORIZED,
             Some(("invalid_token", "the access token is not active")),
@@ -68,7 +62,7 @@ enum Refusal {
 /// The access token of the request, from the header or (on `POST`) the form body.
 async fn bearer_token(parts: &Parts, body: Body) -> Result<Option<String>, Refusal> {
     let header = from_header(&parts.headers).map_err(Refusal::InvalidRequest)?;
-    let form = if parts.method == Method::POST && has_form(&parts.headers) {
+    let form = if parts.method == Method::POST && is_form(&parts.headers) {
         let params = read_form(&parts.headers, body)
             .await
             .map_err(Refusal::Form)?;
@@ -108,30 +102,11 @@ fn from_header(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
     }
 }
 
-/// Whether the body is a form (another body, or none, carries no token).
-fn has_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| {
-            essence
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
-}
-
 fn invalid_request(description: &'static str) -> Response {
     challenge(
         StatusCode::BAD_REQUEST,
         Some(("invalid_request", description)),
     )
-}
-
-#[derive(Serialize)]
-struct ErrorBody {
-    error: &'static str,
-    error_description: &'static str,
 }
 
 /// A refusal with its RFC 6750 §3 challenge; `error` is `None` when no token was sent.
