@@ -174,6 +174,16 @@ fn int(v: &Value, name: &str) -> Result<i64> {
         .with_context(|| format!("`{name}` is missing"))
 }
 
+/// A boolean that exports from before it existed lack: missing or `null` is `default`.
+fn flag(v: &Value, name: &str, default: bool) -> Result<bool> {
+    match &v[name] {
+        Value::Null => Ok(default),
+        value => value
+            .as_bool()
+            .with_context(|| format!("`{name}` must be true or false")),
+    }
+}
+
 /// A string that may be missing or `null`.
 fn optional_string(v: &Value, name: &str) -> Result<Option<String>> {
     match &v[name] {
@@ -213,12 +223,7 @@ fn client(v: &Value) -> Result<Client> {
         refresh_token_ttl: lifetime(v, "refresh_token_ttl")?,
         // Exports from before consent existed: every client signed users in without a
         // consent page then, as the migration that added the flag keeps them doing.
-        first_party: match &v["first_party"] {
-            Value::Null => true,
-            value => value
-                .as_bool()
-                .context("`first_party` must be true or false")?,
-        },
+        first_party: flag(v, "first_party", true)?,
         post_logout_redirect_uris: match &v["post_logout_redirect_uris"] {
             Value::Null => Vec::new(),
             _ => strings(v, "post_logout_redirect_uris")?,
@@ -249,12 +254,7 @@ fn user(v: &Value) -> Result<User> {
         profile: UserProfile {
             name: optional_string(v, "name")?,
             email: optional_string(v, "email")?,
-            email_verified: match &v["email_verified"] {
-                Value::Null => false,
-                value => value
-                    .as_bool()
-                    .context("`email_verified` must be true or false")?,
-            },
+            email_verified: flag(v, "email_verified", false)?,
         },
         disabled: v["disabled"].as_bool().context("`disabled` is missing")?,
         created_at: UnixTime(int(v, "created_at")?),
