@@ -5,30 +5,11 @@
 mod common;
 
 use common::{
-    Browser, PASSWORD, REDIRECT, TestServer, VERIFIER, authorize_url_for, hidden_inputs, http,
-    query_of,
+    Browser, PASSWORD, REDIRECT, TestServer, authorize_url_for, hidden_inputs, http, query_of,
+    redeem,
 };
 use serde_json::Value;
 use tessera_core::consent::ScopeDescriptions;
-
-/// Redeems the code in `location` for `client_id` and returns the token response.
-async fn redeem(server: &TestServer, client_id: &str, location: &str) -> Value {
-    let code = query_of(location)["code"].clone();
-    let r = http()
-        .post(server.url("/api/v2/auth/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", client_id),
-            ("code", code.as_str()),
-            ("code_verifier", VERIFIER),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
-}
 
 #[tokio::test]
 async fn consent_is_asked_for_a_third_party_client_and_skipped_for_a_first_party_one() {
@@ -91,7 +72,7 @@ async fn approving_issues_a_code_and_the_consent_is_remembered() {
     assert!(location.starts_with(REDIRECT), "{location}");
     assert_eq!(q.get("state").map(String::as_str), Some("xyz"));
     assert_eq!(q.get("iss"), Some(&server.issuer));
-    let tokens = redeem(&server, "partner", &location).await;
+    let tokens = redeem(&server, "partner", None, &location).await;
     assert_eq!(tokens["scope"], "read");
 
     let stored = server
@@ -153,7 +134,7 @@ async fn a_scope_not_yet_approved_asks_again_and_is_added() {
     assert!(wider.html.contains("Change your orders"));
     let done = browser.decide(&wider, "approve").await;
     assert_eq!(done.status, 303);
-    let tokens = redeem(&server, "partner", done.location().unwrap()).await;
+    let tokens = redeem(&server, "partner", None, done.location().unwrap()).await;
     assert_eq!(tokens["scope"], "read write");
 
     // Both are on record now: either alone, or both, goes straight through.

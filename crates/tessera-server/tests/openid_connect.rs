@@ -8,8 +8,7 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{
-    Browser, PASSWORD, POST_LOGOUT, REDIRECT, SECRET, TestServer, VERIFIER, authorize_url_for,
-    http, query_of,
+    Browser, PASSWORD, POST_LOGOUT, REDIRECT, SECRET, TestServer, authorize_url_for, http, query_of,
 };
 use serde_json::Value;
 use tessera_core::client::{Client, GrantType};
@@ -69,26 +68,10 @@ fn url_with(server: &TestServer, client_id: &str, scope: &str, extra: &[(&str, &
     url.into()
 }
 
-/// Redeems the code in `location` for `client_id` (the secret for `rp-web`).
+/// Redeems the code in `location` for `client_id` (with its secret for `rp-web`).
 async fn redeem(server: &TestServer, client_id: &str, location: &str) -> Value {
-    let code = query_of(location)["code"].clone();
-    let mut request = http().post(server.url("/api/v2/auth/token"));
-    if client_id == "rp-web" {
-        request = request.basic_auth(client_id, Some(SECRET));
-    }
-    let r = request
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", client_id),
-            ("code", code.as_str()),
-            ("code_verifier", VERIFIER),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    let secret = (client_id == "rp-web").then_some(SECRET);
+    common::redeem(server, client_id, secret, location).await
 }
 
 /// The claims of a compact JWT, unverified (the interop tests verify signatures).

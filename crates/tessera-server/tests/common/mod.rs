@@ -434,17 +434,37 @@ pub async fn spa_tokens(server: &TestServer, scope: &str) -> serde_json::Value {
          {scope}&code_challenge={challenge}&code_challenge_method=S256",
         url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
     ));
-    let code = query_of(&browser_login(&url, "alice", PASSWORD).await)["code"].clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", "spa"),
-        ("code", code.as_str()),
-        ("code_verifier", VERIFIER),
-        ("redirect_uri", REDIRECT),
-    ];
-    let r = http()
-        .post(server.url("/api/v2/auth/token"))
-        .form(&form)
+    redeem(
+        server,
+        "spa",
+        None,
+        &browser_login(&url, "alice", PASSWORD).await,
+    )
+    .await
+}
+
+/// Redeems the code in `location` (a redirect to [`REDIRECT`]) with [`VERIFIER`] for
+/// `client_id`, authenticating with HTTP Basic when it has a `secret`; the token response,
+/// which must be a success.
+pub async fn redeem(
+    server: &TestServer,
+    client_id: &str,
+    secret: Option<&str>,
+    location: &str,
+) -> serde_json::Value {
+    let code = query_of(location)["code"].clone();
+    let mut request = http().post(server.url("/api/v2/auth/token"));
+    if let Some(secret) = secret {
+        request = request.basic_auth(client_id, Some(secret));
+    }
+    let r = request
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code.as_str()),
+            ("code_verifier", VERIFIER),
+            ("redirect_uri", REDIRECT),
+        ])
         .send()
         .await
         .unwrap();
