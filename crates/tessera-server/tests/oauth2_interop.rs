@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{AUDIENCE, PASSWORD, REDIRECT, SECRET, TestServer, browser_login, query_of};
+use common::{
+    AUDIENCE, PASSWORD, REDIRECT, SECRET, TestServer, browser_login, oauth_http, query_of,
+};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use oauth2::basic::BasicClient;
@@ -13,22 +15,6 @@ use oauth2::{
     RedirectUrl, RefreshToken, Scope, TokenResponse, TokenUrl,
 };
 use serde_json::Value;
-
-/// `oauth2`'s pluggable HTTP client, over reqwest (no redirects, as the crate requires).
-async fn send(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, reqwest::Error> {
-    let (parts, body) = request.into_parts();
-    let response = common::http()
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await?;
-    let mut builder = oauth2::http::Response::builder().status(response.status());
-    for (name, value) in response.headers() {
-        builder = builder.header(name, value);
-    }
-    Ok(builder.body(response.bytes().await?.to_vec()).unwrap())
-}
 
 /// Verifies an access token with `jsonwebtoken` and the server's published JWKS.
 async fn verify(server: &TestServer, token: &str, audience: &str) -> Value {
@@ -100,7 +86,7 @@ async fn code_flow(server: &TestServer, id: &str, secret: Option<&str>, auth: Au
     let token = client
         .exchange_code(AuthorizationCode::new(code.clone()))
         .set_pkce_verifier(verifier)
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await
         .expect("code exchange succeeds");
     assert_eq!(token.token_type().as_ref(), "bearer");
@@ -118,7 +104,7 @@ async fn code_flow(server: &TestServer, id: &str, secret: Option<&str>, auth: Au
     let replay = client
         .exchange_code(AuthorizationCode::new(code.clone()))
         .set_pkce_verifier(verifier2)
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await;
     assert!(replay.is_err(), "a used code must not be redeemed again");
 }
@@ -137,14 +123,14 @@ async fn refresh_and_revoke(server: &TestServer, id: &str, secret: Option<&str>,
     let first = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await
         .unwrap();
     let first_refresh = first.refresh_token().expect("a refresh token").clone();
     let second = client
         .exchange_refresh_token(&first_refresh)
         .add_scope(Scope::new("read".into()))
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await
         .expect("refresh succeeds");
     let claims = verify(server, second.access_token().secret(), AUDIENCE).await;
@@ -164,7 +150,7 @@ async fn refresh_and_revoke(server: &TestServer, id: &str, secret: Option<&str>,
     assert_eq!(revoked.status(), 200);
     let after = client
         .exchange_refresh_token(&RefreshToken::new(second_refresh.secret().clone()))
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await;
     assert!(after.is_err(), "a revoked refresh token no longer works");
 }
@@ -207,7 +193,7 @@ async fn oauth2_crate_client_credentials() {
         let token = client
             .exchange_client_credentials()
             .add_scope(Scope::new("write".into()))
-            .request_async(&send)
+            .request_async(&oauth_http)
             .await
             .expect("client credentials succeed");
         assert!(
@@ -229,7 +215,7 @@ async fn oauth2_crate_sees_invalid_client_for_a_wrong_secret() {
     let client = oauth_client(&server, "svc", Some("tss_wrong")).set_auth_type(AuthType::BasicAuth);
     let err = client
         .exchange_client_credentials()
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await
         .unwrap_err();
     match err {

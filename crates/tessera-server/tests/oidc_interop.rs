@@ -9,7 +9,9 @@ mod common;
 use std::str::FromStr;
 use std::time::Duration;
 
-use common::{Browser, PASSWORD, POST_LOGOUT, REDIRECT, SECRET, TestServer, http, query_of};
+use common::{
+    Browser, PASSWORD, POST_LOGOUT, REDIRECT, SECRET, TestServer, http, oauth_http, query_of,
+};
 use openidconnect::core::{
     CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenClaims,
     CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType, CoreSubjectIdentifierType,
@@ -44,24 +46,6 @@ type Rp = CoreClient<
     EndpointMaybeSet,
     EndpointMaybeSet,
 >;
-
-/// `openidconnect`'s pluggable HTTP client, over reqwest (no redirects, as the crate requires).
-async fn send(
-    request: openidconnect::HttpRequest,
-) -> Result<openidconnect::HttpResponse, reqwest::Error> {
-    let (parts, body) = request.into_parts();
-    let response = http()
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await?;
-    let mut builder = openidconnect::http::Response::builder().status(response.status());
-    for (name, value) in response.headers() {
-        builder = builder.header(name, value);
-    }
-    Ok(builder.body(response.bytes().await?.to_vec()).unwrap())
-}
 
 /// The test server with the two OpenID clients and user `olivia` (name, verified e-mail).
 async fn start() -> TestServer {
@@ -104,7 +88,7 @@ fn issuer(server: &TestServer) -> IssuerUrl {
 
 /// A relying party configured only by discovery.
 async fn relying_party(server: &TestServer, id: &str) -> Rp {
-    let metadata = CoreProviderMetadata::discover_async(issuer(server), &send)
+    let metadata = CoreProviderMetadata::discover_async(issuer(server), &oauth_http)
         .await
         .expect("discovery succeeds");
     let (secret, auth) = match id {
@@ -169,7 +153,7 @@ async fn redeem(server: &TestServer, rp: &Rp, request: Request, location: &str) 
         .exchange_code(AuthorizationCode::new(code.clone()))
         .unwrap()
         .set_pkce_verifier(request.verifier)
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await
         .expect("code exchange succeeds");
     Signed {
@@ -251,10 +235,13 @@ async fn refused_userinfo(server: &TestServer, bearer: Option<&str>, status: u16
 /// Userinfo through the crate; a refusal as `status NNN`.
 async fn crate_userinfo(rp: &Rp, token: &AccessToken) -> Result<CoreUserInfoClaims, String> {
     let request = rp.user_info(token.clone(), None).unwrap();
-    request.request_async(&send).await.map_err(|e| match e {
-        UserInfoError::Response(status, _, _) => format!("status {}", status.as_u16()),
-        other => format!("{other:?}"),
-    })
+    request
+        .request_async(&oauth_http)
+        .await
+        .map_err(|e| match e {
+            UserInfoError::Response(status, _, _) => format!("status {}", status.as_u16()),
+            other => format!("{other:?}"),
+        })
 }
 
 /// Checks an error redirect to the client: `error`, the state, `iss`, and no code.
@@ -283,7 +270,7 @@ fn has_all<'a>(what: &str, have: impl Iterator<Item = &'a str>, want: &str) {
 #[tokio::test]
 async fn discovery_serves_what_openidconnect_needs() {
     let server = start().await;
-    let meta = ProviderMetadataWithLogout::discover_async(issuer(&server), &send)
+    let meta = ProviderMetadataWithLogout::discover_async(issuer(&server), &oauth_http)
         .await
         .expect("discovery with the crate (issuer must match exactly)");
     let end_session = meta.additional_metadata().end_session_endpoint.as_ref();
@@ -399,7 +386,7 @@ async fn confidential_client_userinfo_and_refresh() {
     let info: CoreUserInfoClaims = rp
         .user_info(access.clone(), Some(claims.subject().clone()))
         .unwrap()
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await
         .expect("userinfo through the crate");
     assert_eq!(info.subject().as_str(), SUB);
@@ -423,7 +410,7 @@ async fn confidential_client_userinfo_and_refresh() {
     let renewed = rp
         .exchange_refresh_token(refresh)
         .unwrap()
-        .request_async(&send)
+        .request_async(&oauth_http)
         .await
         .expect("refresh succeeds");
     assert_ne!(renewed.access_token().secret(), access.secret());
@@ -619,7 +606,7 @@ async fn revoked_and_expired_tokens() {
 async fn logout_with_an_id_token_hint() {
     let server = start().await;
     let rp = relying_party(&server, PUBLIC).await;
-    let meta = ProviderMetadataWithLogout::discover_async(issuer(&server), &send).await;
+    let meta = ProviderMetadataWithLogout::discover_async(issuer(&server), &oauth_http).await;
     let end_session = meta
         .unwrap()
         .additional_metadata()

@@ -343,6 +343,25 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The pluggable HTTP client of the `oauth2` crate (and of `openidconnect`, which uses the
+/// same request and response types), over reqwest without redirects, as those crates require.
+pub async fn oauth_http(
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = http()
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut builder = oauth2::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    Ok(builder.body(response.bytes().await?.to_vec()).unwrap())
+}
+
 /// The value of `name="..." value="..."` hidden inputs in a login page.
 pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
