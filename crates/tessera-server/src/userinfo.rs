@@ -32,10 +32,6 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts, body: Body) -
     };
     match state.server.userinfo(&token).await {
         Ok(info) => no_store(Json(info)),
-        Err(UserInfoError::InvalidToken) => challenge(
-            StatusCode::UNAUTHORIZED,
-            Some(("invalid_token", "the access token is not active")),
-        ),
         Err(UserInfoError::InsufficientScope) => challenge(
             StatusCode::FORBIDDEN,
             Some((
@@ -44,6 +40,7 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts, body: Body) -
             )),
         ),
         Err(UserInfoError::Server(e)) => ApiError::from(e).into_response(),
+        // `InvalidToken`, and whatever refusal a later version adds: fail closed.
         Err(_) => challenge(
             StatusCode::UNAUTHORIZED,
             Some(("invalid_token", "the access token is not active")),
@@ -112,7 +109,7 @@ fn invalid_request(description: &'static str) -> Response {
 /// A refusal with its RFC 6750 §3 challenge; `error` is `None` when no token was sent.
 fn challenge(status: StatusCode, error: Option<(&'static str, &'static str)>) -> Response {
     let mut value = String::from(r#"Bearer realm="tessera""#);
-    let mut response = match error {
+    let mut response = no_store(match error {
         Some((code, description)) => {
             value.push_str(&format!(
                 r#", error="{code}", error_description="{description}""#
@@ -127,11 +124,11 @@ fn challenge(status: StatusCode, error: Option<(&'static str, &'static str)>) ->
             (status, Json(body)).into_response()
         }
         None => status.into_response(),
-    };
-    let headers = response.headers_mut();
+    });
     if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
